@@ -1,0 +1,420 @@
+"""Load IMDB-style review data from any source into ``train`` / ``validation`` / ``test``.
+
+Sources, detected in this order:
+
+* a folder of files named by split (``train.parquet``, ``test.csv``, ``train.jsonl`` ...),
+  the layout of ``../shared/data/imdb``;
+* the original ``aclImdb`` folder (``train|test/pos|neg/<id>_<rating>.txt``) or its tarball;
+* a single CSV / JSONL / parquet file (the test split is carved from it, seeded and stratified);
+* otherwise a Hugging Face Hub dataset id (default ``stanfordnlp/imdb``).
+
+Every split gets the columns ``id`` (str), ``text`` (str) and ``label`` (0 negative, 1 positive),
+plus ``rating`` where the source has one. The validation split is always carved from train,
+so the test split is never used for any choice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import string
+import tarfile
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pandas as pd
+
+from .errors import HubUnreachableError, UserError
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict
+
+DEFAULT_SOURCE = "stanfordnlp/imdb"
+SPLITS = ("train", "validation", "test")
+FILE_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json", ".tsv")
+LABEL_NAMES = ("negative", "positive")
+Cleaning = Literal["basic", "none", "study"]
+CLEANINGS = ("basic", "none", "study")
+
+_LABEL_WORDS = {
+    "0": 0, "neg": 0, "negative": 0, "false": 0,
+    "1": 1, "pos": 1, "positive": 1, "true": 1,
+}
+_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_ACL_NAME = re.compile(r"^(\d+)_(\d+)\.txt$")
+
+
+@dataclass
+class LoadReport:
+    """What loading dropped or decided, for ``data info`` and run records."""
+
+    source: str
+    kind: str
+    skipped_empty: int = 0
+    test_carved: bool = False
+
+
+# --------------------------------------------------------------------------- cleaning
+
+
+def clean_text(text: str, cleaning: Cleaning = "basic") -> str:
+    """Apply a named cleaning: ``basic`` (``<br />`` → space), ``none``, or ``study``."""
+    if cleaning == "none":
+        return text
+    text = _BR.sub(" ", text)
+    if cleaning == "basic":
+        return text
+    if cleaning == "study":
+        return study_preprocess(text)
+    raise UserError(f"cleaning must be one of {', '.join(CLEANINGS)}, not {cleaning!r}")
+
+
+def study_preprocess(text: str, max_chars: int = 512) -> str:
+    """The reference study's preprocessing: strip punctuation, lowercase, drop stop words, cut."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    text = _BR.sub(" ", text).translate(_PUNCTUATION_TABLE).lower()
+    words = [word for word in text.split() if word not in ENGLISH_STOP_WORDS]
+    return " ".join(words)[:max_chars]
+
+
+_PUNCTUATION_TABLE = str.maketrans(string.punctuation, " " * len(string.punctuation))
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def normalize_labels(values: Iterable[object], where: str = "data") -> np.ndarray:
+    """Map 0/1, booleans, ``neg``/``pos`` or ``negative``/``positive`` (any case) to 0/1."""
+    series = pd.Series(list(values), dtype=object)
+    mapped = series.map(_label_value)
+    bad = series[mapped.isna()]
+    if len(bad):
+        shown = ", ".join(repr(v) for v in pd.unique(bad)[:5])
+        raise UserError(
+            f"labels in {where} must be binary (0/1, neg/pos, negative/positive); found {shown}"
+        )
+    return mapped.to_numpy(dtype=np.int64)
+
+
+def _label_value(value: object) -> int | None:
+    if isinstance(value, bool | np.bool_):
+        return int(value)
+    if isinstance(value, int | np.integer | float | np.floating):
+        return int(value) if value in (0, 1) else None
+    if isinstance(value, str):
+        return _LABEL_WORDS.get(value.strip().lower())
+    return None
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def read_table(path: Path, text_column: str = "text", label_column: str | None = "label") -> pd.DataFrame:
+    """Read one CSV / TSV / JSONL / JSON / parquet file, checking that the columns exist."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            frame = pd.read_parquet(path)
+        elif suffix in {".csv", ".tsv"}:
+            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", encoding="utf-8",
+                                keep_default_na=False, dtype=str)
+        elif suffix in {".jsonl", ".json"}:
+            frame = _read_json_lines(path)
+        else:
+            raise UserError(f"unsupported file type {suffix or '(none)'} for {path}; "
+                            f"use one of {', '.join(FILE_SUFFIXES)}")
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path} is not valid UTF-8 (bad byte at offset {error.start})") from error
+    except UserError:
+        raise
+    except Exception as error:  # parser errors differ by format; report them in one line
+        raise UserError(f"cannot read {path}: {error}") from error
+    needed = [text_column] + ([label_column] if label_column else [])
+    missing = [column for column in needed if column not in frame.columns]
+    if missing:
+        raise UserError(
+            f"{path} has no column {', '.join(map(repr, missing))} "
+            f"(columns: {', '.join(map(str, frame.columns))}); use --text-column / --label-column"
+        )
+    return frame
+
+
+def _read_json_lines(path: Path) -> pd.DataFrame:
+    raw = path.read_bytes().decode("utf-8")  # raises UnicodeDecodeError with the offset
+    stripped = raw.lstrip()
+    if path.suffix.lower() == ".json" and stripped.startswith("["):
+        return pd.read_json(_StringIO(raw), orient="records", dtype=False)
+    return pd.read_json(_StringIO(raw), lines=True, dtype=False)
+
+
+def _StringIO(text: str):
+    import io
+
+    return io.StringIO(text)
+
+
+def _standardize(frame: pd.DataFrame, split: str, text_column: str, label_column: str | None,
+                 where: str) -> pd.DataFrame:
+    """Rename to id/text/label(/rating) and check types; labels optional (prediction inputs)."""
+    out = pd.DataFrame()
+    texts = frame[text_column]
+    non_text = texts.map(lambda v: v is not None and not isinstance(v, str))
+    if non_text.any():
+        raise UserError(f"column {text_column!r} in {where} holds non-text values "
+                        f"(first at row {int(np.argmax(non_text.to_numpy()))})")
+    if "id" in frame.columns and text_column != "id":
+        out["id"] = frame["id"].astype(str).to_numpy()
+    else:
+        out["id"] = [f"{split}/{i}" for i in range(len(frame))]
+    out["text"] = texts.fillna("").astype(str).to_numpy()
+    if label_column:
+        out["label"] = normalize_labels(frame[label_column], where)
+    if "rating" in frame.columns and "rating" not in (text_column, label_column):
+        out["rating"] = pd.to_numeric(frame["rating"], errors="coerce").fillna(0).astype(int).to_numpy()
+    return out
+
+
+def _split_files(folder: Path) -> dict[str, Path]:
+    """Files in ``folder`` named by split: ``train.parquet``, ``test.csv``, ``validation.jsonl``."""
+    found: dict[str, Path] = {}
+    for split in (*SPLITS, "valid", "dev"):
+        for suffix in FILE_SUFFIXES:
+            candidate = folder / f"{split}{suffix}"
+            if candidate.is_file():
+                name = "validation" if split in {"valid", "dev"} else split
+                found.setdefault(name, candidate)
+    return found
+
+
+def _acl_root(path: Path) -> Path | None:
+    for root in (path, path / "aclImdb"):
+        if (root / "train" / "pos").is_dir() or (root / "test" / "pos").is_dir():
+            return root
+    return None
+
+
+def _acl_rows(members: Iterator[tuple[str, bytes]]) -> dict[str, list[dict]]:
+    """Rows per split from ``(relative path, raw bytes)`` pairs of an aclImdb tree."""
+    rows: dict[str, list[dict]] = {}
+    for relative, raw in members:
+        parts = relative.split("/")
+        if len(parts) < 3:
+            continue
+        split, polarity, name = parts[-3], parts[-2], parts[-1]
+        match = _ACL_NAME.match(name)
+        if split not in ("train", "test") or polarity not in ("pos", "neg") or not match:
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise UserError(f"{relative} is not valid UTF-8 (bad byte at offset {error.start})") from error
+        rows.setdefault(split, []).append({
+            "id": f"{split}/{polarity}/{match.group(1)}",
+            "text": text,
+            "label": int(polarity == "pos"),
+            "rating": int(match.group(2)),
+        })
+    return rows
+
+
+def _acl_folder_members(root: Path) -> Iterator[tuple[str, bytes]]:
+    for split in ("train", "test"):
+        for polarity in ("neg", "pos"):
+            folder = root / split / polarity
+            if folder.is_dir():
+                for file in sorted(folder.glob("*.txt")):
+                    yield f"{split}/{polarity}/{file.name}", file.read_bytes()
+
+
+def _acl_tar_members(path: Path) -> Iterator[tuple[str, bytes]]:
+    try:
+        with tarfile.open(path, "r:*") as archive:
+            for member in archive:
+                if member.isfile() and member.name.endswith(".txt"):
+                    handle = archive.extractfile(member)
+                    if handle is not None:
+                        yield member.name, handle.read()
+    except tarfile.TarError as error:
+        raise UserError(f"cannot read archive {path}: {error}") from error
+
+
+def _rows_to_frames(rows: dict[str, list[dict]]) -> dict[str, pd.DataFrame]:
+    return {split: pd.DataFrame(items).sort_values("id", kind="stable").reset_index(drop=True)
+            for split, items in rows.items()}
+
+
+def _hub_frames(source: str, text_column: str, label_column: str) -> dict[str, pd.DataFrame]:
+    import datasets
+
+    try:
+        loaded = datasets.load_dataset(source)
+    except Exception as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise HubUnreachableError(
+            f"could not load dataset {source!r} from the Hugging Face Hub ({reason[:160]}); "
+            "pass a local path instead, e.g. --data ../shared/data/imdb"
+        ) from error
+    return {split: loaded[split].to_pandas() for split in loaded if split in SPLITS}
+
+
+def _looks_like_path(source: str) -> bool:
+    return (source.startswith((".", "/", "~")) or "\\" in source
+            or Path(source).suffix.lower() in (*FILE_SUFFIXES, ".gz", ".tgz", ".tar")
+            or source.count("/") > 1)
+
+
+def read_source(source: str | Path, text_column: str = "text", label_column: str = "label",
+                ) -> tuple[dict[str, pd.DataFrame], str]:
+    """Raw frames per split found at ``source`` and the kind of source it was."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        files = _split_files(path)
+        if files:
+            return {split: _standardize(read_table(file, text_column, label_column), split,
+                                        text_column, label_column, str(file))
+                    for split, file in files.items()}, "split files"
+        root = _acl_root(path)
+        if root is not None:
+            return _rows_to_frames(_acl_rows(_acl_folder_members(root))), "aclImdb folder"
+        raise UserError(f"{path} holds neither split files (train.parquet, test.csv, ...) "
+                        "nor an aclImdb layout (train/pos, test/neg, ...)")
+    if path.is_file():
+        name = path.name.lower()
+        if name.endswith((".tar.gz", ".tgz", ".tar")):
+            frames = _rows_to_frames(_acl_rows(_acl_tar_members(path)))
+            if not frames:
+                raise UserError(f"{path} holds no aclImdb reviews (train|test/pos|neg/*.txt)")
+            return frames, "aclImdb archive"
+        frame = read_table(path, text_column, label_column)
+        return {"all": _standardize(frame, "all", text_column, label_column, str(path))}, "file"
+    if _looks_like_path(str(source)):
+        raise UserError(f"data path not found: {source}")
+    frames = _hub_frames(str(source), text_column, label_column)
+    return {split: _standardize(frame, split, text_column, label_column, f"{source}:{split}")
+            for split, frame in frames.items()}, "hub"
+
+
+# --------------------------------------------------------------------------- splitting
+
+
+def carve_split(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split ``frame`` into (rest, carved): seeded, stratified by label, duplicates kept together.
+
+    Identical texts always land on the same side so the carved split never leaks into the rest.
+    """
+    if not 0 < fraction < 1:
+        raise UserError(f"split fraction must be in (0, 1), got {fraction}")
+    groups = frame["text"].map(_text_key)
+    first = frame.assign(_group=groups).drop_duplicates("_group")
+    rng = np.random.default_rng(seed)
+    carved_groups: list[str] = []
+    for _, members in first.groupby("label", sort=True):
+        keys = members["_group"].to_numpy()
+        count = round(len(keys) * fraction)
+        carved_groups.extend(rng.permutation(keys)[:count])
+    mask = groups.isin(set(carved_groups)).to_numpy()
+    if mask.all() or not mask.any():
+        raise UserError(f"too few reviews ({len(frame)}) to carve a {fraction:.0%} split")
+    return frame[~mask].reset_index(drop=True), frame[mask].reset_index(drop=True)
+
+
+def _text_key(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=12).hexdigest()
+
+
+def subsample(frame: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
+    """A fixed, seeded, label-stratified subset of ``n`` rows (all rows when ``n`` is None)."""
+    if n is None or n >= len(frame):
+        return frame
+    if n <= 0:
+        raise UserError(f"sample size must be positive, got {n}")
+    fraction = n / len(frame)
+    parts = [members.sample(n=max(1, round(len(members) * fraction)), random_state=seed)
+             for _, members in frame.groupby("label", sort=True)]
+    picked = pd.concat(parts).sample(frac=1.0, random_state=seed)
+    return picked.head(n).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def load_splits(
+    source: str | Path = DEFAULT_SOURCE,
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+    validation_size: float = 0.1,
+    test_size: float = 0.2,
+    seed: int = 42,
+    cleaning: Cleaning = "basic",
+    require: Iterable[str] = ("train", "test"),
+    report: LoadReport | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Load ``source`` into cleaned ``train`` / ``validation`` / ``test`` data frames.
+
+    ``require`` names the splits the caller needs; a missing one is a clear error. Empty or
+    whitespace-only reviews are skipped with a warning (counted in ``report``).
+    """
+    if cleaning not in CLEANINGS:
+        raise UserError(f"cleaning must be one of {', '.join(CLEANINGS)}, not {cleaning!r}")
+    frames, kind = read_source(source, text_column, label_column)
+    report = report if report is not None else LoadReport(str(source), kind)
+    report.kind = kind
+    if "all" in frames:  # a single file: carve a test split so nothing else ever sees it
+        frames["train"], frames["test"] = carve_split(frames.pop("all"), test_size, seed)
+        report.test_carved = True
+    for split, frame in list(frames.items()):
+        frames[split] = _drop_empty(frame, split, report)
+    if "validation" not in frames and "train" in frames and validation_size > 0:
+        frames["train"], frames["validation"] = carve_split(frames["train"], validation_size, seed)
+    missing = [split for split in require if split not in frames]
+    if missing:
+        found = ", ".join(sorted(frames)) or "none"
+        raise UserError(f"{source} has no {' or '.join(missing)} split (found: {found})")
+    if cleaning != "none":
+        for split, frame in frames.items():
+            frames[split] = frame.assign(text=[clean_text(t, cleaning) for t in frame["text"]])
+    return {split: frames[split] for split in SPLITS if split in frames}
+
+
+def load_dataset_dict(source: str | Path = DEFAULT_SOURCE, **options) -> DatasetDict:
+    """Like :func:`load_splits`, as a ``datasets.DatasetDict``."""
+    from datasets import Dataset, DatasetDict
+
+    frames = load_splits(source, **options)
+    return DatasetDict({split: Dataset.from_pandas(frame, preserve_index=False)
+                        for split, frame in frames.items()})
+
+
+def _drop_empty(frame: pd.DataFrame, split: str, report: LoadReport) -> pd.DataFrame:
+    empty = frame["text"].str.strip().eq("")
+    count = int(empty.sum())
+    if count:
+        report.skipped_empty += count
+        warnings.warn(f"skipped {count} empty review(s) in the {split} split", stacklevel=3)
+        frame = frame[~empty].reset_index(drop=True)
+    return frame
+
+
+def describe(frames: dict[str, pd.DataFrame]) -> dict[str, dict[str, float]]:
+    """Per split: size, label balance and length statistics (characters and words)."""
+    info: dict[str, dict[str, float]] = {}
+    for split, frame in frames.items():
+        chars = frame["text"].str.len()
+        words = frame["text"].str.split().str.len()
+        info[split] = {
+            "reviews": len(frame),
+            "positive": int((frame["label"] == 1).sum()),
+            "negative": int((frame["label"] == 0).sum()),
+            "mean_chars": float(chars.mean()) if len(frame) else 0.0,
+            "median_chars": float(chars.median()) if len(frame) else 0.0,
+            "max_chars": int(chars.max()) if len(frame) else 0,
+            "mean_words": float(words.mean()) if len(frame) else 0.0,
+            "duplicate_texts": int(frame["text"].duplicated().sum()),
+        }
+    return info

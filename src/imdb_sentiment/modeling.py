@@ -1,0 +1,273 @@
+"""Load a model and tokenizer from a Hub id or a local path; labels; token-exact truncation."""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import HubUnreachableError, UserError
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+ID2LABEL = {0: "NEGATIVE", 1: "POSITIVE"}
+LABEL2ID = {name: index for index, name in ID2LABEL.items()}
+_NEGATIVE_NAMES = {"negative", "neg", "label_0", "0", "bad"}
+_POSITIVE_NAMES = {"positive", "pos", "label_1", "1", "good"}
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def is_local(id_or_path: str | os.PathLike[str]) -> bool:
+    text = str(id_or_path)
+    return Path(text).expanduser().exists() or text.startswith((".", "/", "~")) or text.count("/") > 1
+
+
+def _resolve(id_or_path: str | os.PathLike[str]) -> str:
+    """A local folder as a string path, or the Hub id; a missing local path is a clear error."""
+    text = str(id_or_path)
+    path = Path(text).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise UserError(f"model path {path} is a file; pass the model folder")
+        if not (path / "config.json").is_file():
+            raise UserError(f"{path} is not a model folder (no config.json)")
+        return str(path)
+    if is_local(text):
+        raise UserError(f"model path not found: {text}")
+    return text
+
+
+def _hub_error(id_or_path: str, error: Exception) -> UserError:
+    if is_local(id_or_path):
+        return UserError(f"cannot load model from {id_or_path}: {_first_line(error)}")
+    return HubUnreachableError(
+        f"could not load {id_or_path!r} from the Hugging Face Hub ({_first_line(error)[:160]}); "
+        "pass a local model folder instead, e.g. --model ../shared/models/all-MiniLM-L6-v2"
+    )
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def load_config(id_or_path: str | os.PathLike[str], trust_remote_code: bool = False):
+    from transformers import AutoConfig
+
+    source = _resolve(id_or_path)
+    try:
+        return AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as error:
+        raise _hub_error(source, error) from error
+
+
+def load_tokenizer(id_or_path: str | os.PathLike[str], trust_remote_code: bool = False
+                   ) -> PreTrainedTokenizerBase:
+    from transformers import AutoTokenizer
+
+    source = _resolve(id_or_path)
+    try:
+        return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as error:
+        raise _hub_error(source, error) from error
+
+
+def is_classifier_config(config: Any) -> bool:
+    """True when the checkpoint carries a trained sequence-classification head."""
+    architectures = getattr(config, "architectures", None) or []
+    return any(name.endswith("ForSequenceClassification") for name in architectures)
+
+
+def load_classifier(
+    id_or_path: str | os.PathLike[str],
+    *,
+    require_head: bool = True,
+    trust_remote_code: bool = False,
+    dtype: torch.dtype | None = None,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a sequence classifier and its tokenizer.
+
+    With ``require_head`` (evaluation, prediction) the checkpoint must already be a classifier
+    with binary-mappable labels. Without it (fine-tuning) a bare encoder gets a fresh 2-way
+    head labelled ``NEGATIVE``/``POSITIVE``.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    source = _resolve(id_or_path)
+    config = load_config(source, trust_remote_code)
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    if require_head:
+        if not is_classifier_config(config):
+            raise UserError(f"{id_or_path} is not a sequence-classification model "
+                            f"(architectures: {', '.join(config.architectures or ['none'])}); "
+                            "fine-tune it first with `imdb-sentiment train`")
+        label_order(config)  # refuse unmappable labels before loading weights
+    elif not is_classifier_config(config) or _safe_label_order(config) is None:
+        kwargs.update(num_labels=2, id2label=dict(ID2LABEL), label2id=dict(LABEL2ID))
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as error:
+        raise _hub_error(source, error) from error
+    return model, load_tokenizer(source, trust_remote_code)
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def label_order(config: Any) -> list[int]:
+    """For our classes (0 negative, 1 positive), the index of each in the model's outputs.
+
+    Understands ``NEGATIVE``/``POSITIVE``, ``neg``/``pos``, ``LABEL_0``/``LABEL_1`` in any case.
+    """
+    order = _safe_label_order(config)
+    if order is None:
+        names = ", ".join(str(v) for v in (getattr(config, "id2label", None) or {}).values())
+        raise UserError(f"cannot map the model's labels ({names or 'none'}) to negative/positive; "
+                        "a binary sentiment model needs labels like NEGATIVE/POSITIVE or LABEL_0/LABEL_1")
+    return order
+
+
+def _safe_label_order(config: Any) -> list[int] | None:
+    id2label = {int(k): str(v).strip().lower() for k, v in (getattr(config, "id2label", None) or {}).items()}
+    if len(id2label) != 2:
+        return None
+    negative = [index for index, name in id2label.items() if name in _NEGATIVE_NAMES]
+    positive = [index for index, name in id2label.items() if name in _POSITIVE_NAMES]
+    if len(negative) != 1 or len(positive) != 1 or negative == positive:
+        return None
+    return [negative[0], positive[0]]
+
+
+# --------------------------------------------------------------------------- truncation
+
+
+@dataclass(frozen=True)
+class SpecialTokens:
+    """The special tokens a tokenizer puts around one sequence (e.g. ``[CLS] … [SEP]``)."""
+
+    prefix: tuple[int, ...]
+    suffix: tuple[int, ...]
+
+    @property
+    def count(self) -> int:
+        return len(self.prefix) + len(self.suffix)
+
+
+def special_tokens(tokenizer: PreTrainedTokenizerBase) -> SpecialTokens:
+    return _special_tokens_cached(tokenizer)
+
+
+@functools.lru_cache(maxsize=16)
+def _special_tokens_cached(tokenizer: Any) -> SpecialTokens:
+    # transformers v5 has no build_inputs_with_special_tokens; read the template off one encoding.
+    probe = "movie"
+    bare = tokenizer(probe, add_special_tokens=False)["input_ids"]
+    full = tokenizer(probe)["input_ids"]
+    for start in range(len(full) - len(bare) + 1):
+        if full[start : start + len(bare)] == bare:
+            return SpecialTokens(tuple(full[:start]), tuple(full[start + len(bare) :]))
+    raise UserError("cannot find where this tokenizer places its special tokens")
+
+
+def max_model_length(model_config: Any, tokenizer: PreTrainedTokenizerBase) -> int:
+    """The longest input the model accepts, special tokens included."""
+    limits = [getattr(model_config, "max_position_embeddings", None)]
+    if getattr(model_config, "model_type", "") in {"roberta", "xlm-roberta", "camembert"}:
+        limits = [limits[0] - 2 if limits[0] else None]  # RoBERTa reserves two positions
+    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
+    if tokenizer_limit and tokenizer_limit < 1_000_000:
+        limits.append(tokenizer_limit)
+    known = [limit for limit in limits if limit]
+    return min(known) if known else 512
+
+
+def check_max_length(max_length: int, model_config: Any, tokenizer: PreTrainedTokenizerBase) -> int:
+    limit = max_model_length(model_config, tokenizer)
+    if max_length > limit:
+        raise UserError(f"--max-length {max_length} is beyond this model's {limit} positions")
+    if max_length <= special_tokens(tokenizer).count:
+        raise UserError(f"--max-length {max_length} leaves no room for text")
+    return max_length
+
+
+def truncate_ids(ids: list[int], budget: int, strategy: str = "head", head_tokens: int = 128) -> list[int]:
+    """Cut token ids (without specials) to ``budget``: first tokens, or first + last (head-tail)."""
+    if len(ids) <= budget:
+        return ids
+    if strategy == "head":
+        return ids[:budget]
+    if strategy == "head-tail":
+        head = min(head_tokens, budget)
+        tail = budget - head
+        return ids[:head] + (ids[-tail:] if tail else [])
+    raise UserError(f"unknown truncation {strategy!r}; use head or head-tail")
+
+
+def encode(
+    tokenizer: PreTrainedTokenizerBase,
+    texts: list[str],
+    max_length: int = 512,
+    truncation: str = "head",
+    head_tokens: int = 128,
+) -> dict[str, list[list[int]]]:
+    """Tokenize texts to at most ``max_length`` ids each (specials included), token-exact.
+
+    ``head`` keeps the first tokens; ``head-tail`` keeps ``head_tokens`` from the start and the
+    rest of the budget from the end (Sun et al. 2019). No padding: batches pad dynamically.
+    """
+    specials = special_tokens(tokenizer)
+    budget = max_length - specials.count
+    bare = tokenizer(list(texts), add_special_tokens=False, truncation=False,
+                     return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+    input_ids = [list(specials.prefix) + truncate_ids(ids, budget, truncation, head_tokens)
+                 + list(specials.suffix) for ids in bare]
+    encoded: dict[str, list[list[int]]] = {
+        "input_ids": input_ids,
+        "attention_mask": [[1] * len(ids) for ids in input_ids],
+    }
+    if "token_type_ids" in getattr(tokenizer, "model_input_names", []):
+        encoded["token_type_ids"] = [[0] * len(ids) for ids in input_ids]
+    return encoded
+
+
+# --------------------------------------------------------------------------- precision
+
+
+def cpu_supports_bf16() -> bool:
+    """True on CPUs with native bf16 matrix units (AMX or AVX512-BF16), where bf16 is faster."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="ignore")
+    except OSError:
+        return False
+    return any(flag in flags for flag in ("amx_bf16", "avx512_bf16"))
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``auto`` → ``bf16`` on bf16-capable GPUs and CPUs, else ``fp32``."""
+    if precision in {"bf16", "fp32"}:
+        return precision
+    if precision != "auto":
+        raise UserError(f"precision must be auto, bf16 or fp32, not {precision!r}")
+    import torch
+
+    if device.startswith("cuda"):
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if device == "cpu" and cpu_supports_bf16() else "fp32"
+
+
+def default_device() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
