@@ -1,0 +1,78 @@
+"""Shared fixtures: paths to the real shared data/model and tiny random models for speed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("IMDB_SHARED", ROOT.parent / "shared"))
+SHARED_DATA = SHARED / "data" / "imdb"
+SHARED_MODEL = SHARED / "models" / "all-MiniLM-L6-v2"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"shared resource missing: {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    return _require(SHARED_DATA)
+
+
+@pytest.fixture(scope="session")
+def shared_model() -> Path:
+    return _require(SHARED_MODEL)
+
+
+def build_tiny_model(folder: Path, *, classifier: bool = True, id2label: dict[int, str] | None = None,
+                     max_positions: int = 512, seed: int = 0) -> Path:
+    """Save a 2-layer random BERT with the shared WordPiece tokenizer to ``folder``."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel
+
+    torch.manual_seed(seed)
+    labels = id2label or {0: "NEGATIVE", 1: "POSITIVE"}
+    config = BertConfig(
+        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=max_positions,
+        id2label=labels, label2id={v: k for k, v in labels.items()},
+    )
+    model = BertForSequenceClassification(config) if classifier else BertModel(config)
+    model.save_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(_require(SHARED_MODEL))
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier(tmp_path_factory) -> Path:
+    """A tiny random sequence classifier with NEGATIVE/POSITIVE labels (seconds to build)."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-classifier"))
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory) -> Path:
+    """A tiny random bare encoder (no classification head), like a pretrained base model."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-encoder"), classifier=False)
+
+
+@pytest.fixture
+def review_frame():
+    """A small balanced set of reviews, with a few duplicates, as a data frame."""
+    import pandas as pd
+
+    positive = [f"A wonderful film {i}, great acting and a moving story." for i in range(30)]
+    negative = [f"A dreadful film {i}, boring plot and awful acting." for i in range(30)]
+    return pd.DataFrame({
+        "text": positive + negative,
+        "label": [1] * 30 + [0] * 30,
+    })
