@@ -9,14 +9,18 @@ Sources, detected in this order:
 * otherwise a Hugging Face Hub dataset id (default ``stanfordnlp/imdb``).
 
 Every split gets the columns ``id`` (str), ``text`` (str) and ``label`` (0 negative, 1 positive),
-plus ``rating`` where the source has one. The validation split is always carved from train,
-so the test split is never used for any choice.
+plus ``rating`` where the source has one. Unless the source has its own validation split, it is
+carved from train, so the test split is never used for any choice. Empty or whitespace-only
+reviews are skipped with a warning that gives their count.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
+import os
 import re
+import socket
 import string
 import tarfile
 import warnings
@@ -24,6 +28,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
@@ -121,7 +126,7 @@ def read_table(path: Path, text_column: str = "text", label_column: str | None =
         if suffix == ".parquet":
             frame = pd.read_parquet(path)
         elif suffix in {".csv", ".tsv"}:
-            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", encoding="utf-8",
+            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", encoding="utf-8-sig",
                                 keep_default_na=False, dtype=str)
         elif suffix in {".jsonl", ".json"}:
             frame = _read_json_lines(path)
@@ -134,28 +139,26 @@ def read_table(path: Path, text_column: str = "text", label_column: str | None =
         raise
     except Exception as error:  # parser errors differ by format; report them in one line
         raise UserError(f"cannot read {path}: {error}") from error
+    check_columns(frame, text_column, label_column, str(path))
+    return frame
+
+
+def check_columns(frame: pd.DataFrame, text_column: str, label_column: str | None, where: str) -> None:
+    """Raise a one-line error naming the missing column(s) and the ones that exist."""
     needed = [text_column] + ([label_column] if label_column else [])
     missing = [column for column in needed if column not in frame.columns]
     if missing:
         raise UserError(
-            f"{path} has no column {', '.join(map(repr, missing))} "
+            f"{where} has no column {', '.join(map(repr, missing))} "
             f"(columns: {', '.join(map(str, frame.columns))}); use --text-column / --label-column"
         )
-    return frame
 
 
 def _read_json_lines(path: Path) -> pd.DataFrame:
-    raw = path.read_bytes().decode("utf-8")  # raises UnicodeDecodeError with the offset
-    stripped = raw.lstrip()
-    if path.suffix.lower() == ".json" and stripped.startswith("["):
-        return pd.read_json(_StringIO(raw), orient="records", dtype=False)
-    return pd.read_json(_StringIO(raw), lines=True, dtype=False)
-
-
-def _StringIO(text: str):
-    import io
-
-    return io.StringIO(text)
+    raw = path.read_bytes().decode("utf-8-sig")  # raises UnicodeDecodeError with the offset
+    if path.suffix.lower() == ".json" and raw.lstrip().startswith("["):
+        return pd.read_json(io.StringIO(raw), orient="records", dtype=False)
+    return pd.read_json(io.StringIO(raw), lines=True, dtype=False)
 
 
 def _standardize(frame: pd.DataFrame, split: str, text_column: str, label_column: str | None,
@@ -248,7 +251,17 @@ def _rows_to_frames(rows: dict[str, list[dict]]) -> dict[str, pd.DataFrame]:
             for split, items in rows.items()}
 
 
+_LOCAL_HINT = "pass a local path instead, e.g. --data ../shared/data/imdb"
+_TRUE = {"1", "ON", "YES", "TRUE"}
+
+
 def _hub_frames(source: str, text_column: str, label_column: str) -> dict[str, pd.DataFrame]:
+    if not _hub_offline() and not _hub_reachable():
+        # Without this check the Hub client retries for half a minute before giving up.
+        raise HubUnreachableError(
+            f"{source!r} is no local path and the Hugging Face Hub cannot be reached; {_LOCAL_HINT} "
+            "(or set HF_HUB_OFFLINE=1 to use a cached copy)"
+        )
     import datasets
 
     try:
@@ -256,10 +269,31 @@ def _hub_frames(source: str, text_column: str, label_column: str) -> dict[str, p
     except Exception as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise HubUnreachableError(
-            f"could not load dataset {source!r} from the Hugging Face Hub ({reason[:160]}); "
-            "pass a local path instead, e.g. --data ../shared/data/imdb"
+            f"{source!r} is no local path and could not be loaded from the Hugging Face Hub "
+            f"({reason[:160]}); {_LOCAL_HINT}"
         ) from error
-    return {split: loaded[split].to_pandas() for split in loaded if split in SPLITS}
+    frames = {split: loaded[split].to_pandas() for split in loaded if split in SPLITS}
+    for split, frame in frames.items():
+        check_columns(frame, text_column, label_column, f"{source}:{split}")
+    return frames
+
+
+def _hub_offline() -> bool:
+    names = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    return any(os.environ.get(name, "").strip().upper() in _TRUE for name in names)
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """A quick TCP probe of the Hub endpoint (skipped behind a proxy, which decides itself)."""
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    try:
+        with socket.create_connection((endpoint.hostname or "huggingface.co", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _looks_like_path(source: str) -> bool:
@@ -316,6 +350,8 @@ def carve_split(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.Dat
     for _, members in first.groupby("label", sort=True):
         keys = members["_group"].to_numpy()
         count = round(len(keys) * fraction)
+        if count == 0 and len(keys) > 1:  # small data: still carve one review of each label
+            count = 1
         carved_groups.extend(rng.permutation(keys)[:count])
     mask = groups.isin(set(carved_groups)).to_numpy()
     if mask.all() or not mask.any():
@@ -362,20 +398,23 @@ def load_splits(
     """
     if cleaning not in CLEANINGS:
         raise UserError(f"cleaning must be one of {', '.join(CLEANINGS)}, not {cleaning!r}")
+    if not 0 <= validation_size < 1:
+        raise UserError(f"validation size must be a fraction in [0, 1), got {validation_size}")
+    if not 0 < test_size < 1:
+        raise UserError(f"test size must be a fraction in (0, 1), got {test_size}")
+    require = tuple(require)
     frames, kind = read_source(source, text_column, label_column)
     report = report if report is not None else LoadReport(str(source), kind)
     report.kind = kind
+    for split, frame in list(frames.items()):
+        frames[split] = _drop_empty(frame, split, report)
     if "all" in frames:  # a single file: carve a test split so nothing else ever sees it
         frames["train"], frames["test"] = carve_split(frames.pop("all"), test_size, seed)
         report.test_carved = True
-    for split, frame in list(frames.items()):
-        frames[split] = _drop_empty(frame, split, report)
+    _check_required(frames, [split for split in require if split != "validation"], source)
     if "validation" not in frames and "train" in frames and validation_size > 0:
         frames["train"], frames["validation"] = carve_split(frames["train"], validation_size, seed)
-    missing = [split for split in require if split not in frames]
-    if missing:
-        found = ", ".join(sorted(frames)) or "none"
-        raise UserError(f"{source} has no {' or '.join(missing)} split (found: {found})")
+    _check_required(frames, require, source)
     if cleaning != "none":
         for split, frame in frames.items():
             frames[split] = frame.assign(text=[clean_text(t, cleaning) for t in frame["text"]])
@@ -391,12 +430,23 @@ def load_dataset_dict(source: str | Path = DEFAULT_SOURCE, **options) -> Dataset
                         for split, frame in frames.items()})
 
 
+def _check_required(frames: dict[str, pd.DataFrame], require: Iterable[str], source: object) -> None:
+    missing = [split for split in require if split not in frames]
+    if missing:
+        found = ", ".join(sorted(frames)) or "none"
+        raise UserError(f"{source} has no {' or '.join(missing)} split (found: {found})")
+    empty = [split for split in require if frames[split].empty]
+    if empty:
+        raise UserError(f"the {' and '.join(empty)} split of {source} holds no reviews")
+
+
 def _drop_empty(frame: pd.DataFrame, split: str, report: LoadReport) -> pd.DataFrame:
     empty = frame["text"].str.strip().eq("")
     count = int(empty.sum())
     if count:
         report.skipped_empty += count
-        warnings.warn(f"skipped {count} empty review(s) in the {split} split", stacklevel=3)
+        where = f"{report.source}" if split == "all" else f"the {split} split"
+        warnings.warn(f"skipped {count} empty or whitespace-only review(s) in {where}", stacklevel=3)
         frame = frame[~empty].reset_index(drop=True)
     return frame
 

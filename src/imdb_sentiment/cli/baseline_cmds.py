@@ -1,9 +1,52 @@
-"""Commands registered on the root app (filled in by their stage)."""
+"""``imdb-sentiment baseline``: train and evaluate a bag-of-words baseline (a thin layer over the API)."""
 
 from __future__ import annotations
 
 import typer
 
+from . import options
+from .data_cmds import EMPTY_NOTE, TEST_SIZE, warnings_as_lines
+
+MODEL = typer.Option(
+    "nbsvm", "--model", "-m",
+    help="random-forest (the reference study's TF-IDF + Random Forest), logreg (TF-IDF 1-2-grams + "
+         "logistic regression) or nbsvm (naive Bayes features + logistic regression).",
+)
+
+
+def baseline(
+    data: str = options.DATA,
+    model: str = MODEL,
+    output: str = options.OUTPUT,
+    overwrite: bool = options.OVERWRITE,
+    runs_dir: str | None = options.RUNS_DIR,
+    seed: int = options.SEED,
+    cleaning: str = options.CLEANING,
+    text_column: str = options.TEXT_COLUMN,
+    label_column: str = options.LABEL_COLUMN,
+    validation_size: float = options.VALIDATION_SIZE,
+    test_size: float = TEST_SIZE,
+) -> None:
+    from ..baselines import run_baseline
+
+    with warnings_as_lines():
+        metrics = run_baseline(
+            data, model, output, overwrite=overwrite, seed=seed, cleaning=cleaning,
+            text_column=text_column, label_column=label_column, validation_size=validation_size,
+            test_size=test_size, runs_dir=runs_dir, progress=lambda line: typer.echo(line, err=True),
+        )
+    validation = metrics["validation_accuracy"]
+    typer.echo(
+        f"{model}: test accuracy {metrics['accuracy']:.4f}, f1 {metrics['f1']:.4f}"
+        + (f", validation accuracy {validation:.4f}" if validation is not None else "")
+        + f" ({metrics['n_test']:,} test reviews, {metrics['seconds']:.0f} s); saved to {output}"
+    )
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add the ``baseline`` command to ``app``."""
+    app.command(
+        "baseline",
+        help="Train a bag-of-words baseline on train, report validation accuracy, evaluate on the "
+             f"full test split; write OUTPUT/metrics.json and OUTPUT/model/. {EMPTY_NOTE}",
+    )(baseline)

@@ -1,0 +1,314 @@
+"""Classic bag-of-words baselines: the reference study's Random Forest and two stronger linear models.
+
+Each baseline is a scikit-learn :class:`~sklearn.pipeline.Pipeline` (``fit`` / ``predict`` /
+``predict_proba`` on raw texts). Models are saved with skops and loaded back against an explicit
+list of trusted types, so loading never unpickles arbitrary code.
+
+The fixed hyper-parameters below were chosen once on the validation split carved from IMDB train
+(seed 42); the test split played no part:
+
+* ``nbsvm``: C in {0.1, 0.3, 1, 3} scored 0.923-0.924 with word 1-2-grams, single-letter words,
+  "!" and "?" (0.923 without them; 1-3-grams reach 0.93 but double the time of a run);
+* ``logreg``: C in {1, 3, 10, 30, 100} scored 0.901, 0.909, 0.918, 0.922, 0.921 with sklearn's
+  default tokens (0.919 with the NB-SVM ones);
+* ``random-forest``: 5,000 TF-IDF features and 200 trees, each on 30 % of the reviews, scored 0.841
+  in under a minute (full bootstrap samples: 0.848 in three minutes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+
+from .errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from scipy import sparse
+    from sklearn.pipeline import Pipeline
+
+MODELS = ("random-forest", "logreg", "nbsvm")
+MODEL_FILE = "model.skops"
+INFO_FILE = "model.json"
+# Words (single letters too) plus "!" and "?", which the default token pattern drops.
+TOKEN_PATTERN = r"(?u)\b\w+\b|[!?]"
+
+Progress = Callable[[str], None]
+
+
+# --------------------------------------------------------------------------- estimators
+
+
+class NBFeatures(TransformerMixin, BaseEstimator):
+    """Scale (binarized) counts by the naive Bayes log-count ratio (Wang & Manning, 2012).
+
+    ``r = log((p / |p|) / (q / |q|))`` with ``p`` and ``q`` the ``alpha``-smoothed feature counts
+    of the positive and negative reviews; a linear model on ``x * r`` is the NB-SVM/NB-LR recipe.
+    """
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        self.alpha = alpha
+
+    def fit(self, X: sparse.spmatrix, y: np.ndarray) -> NBFeatures:
+        labels = np.asarray(y)
+        if set(np.unique(labels)) != {0, 1}:
+            raise UserError("NB features need both negative (0) and positive (1) training reviews")
+        positive = self.alpha + np.asarray(X[labels == 1].sum(axis=0)).ravel()
+        negative = self.alpha + np.asarray(X[labels == 0].sum(axis=0)).ravel()
+        self.ratio_ = np.log(positive / positive.sum()) - np.log(negative / negative.sum())
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def transform(self, X: sparse.spmatrix) -> sparse.csr_matrix:
+        from scipy import sparse
+
+        if X.shape[1] != self.ratio_.shape[0]:
+            raise ValueError(f"expected {self.ratio_.shape[0]} features, got {X.shape[1]}")
+        return sparse.csr_matrix(X @ sparse.diags(self.ratio_))
+
+
+class _CompactVocabulary:
+    """Save ``vocabulary_`` as one newline-joined string of terms in index order.
+
+    skops stores a dict entry by entry: for the 400,000 n-grams of a bigram model that takes half
+    a minute each way, against a fraction of a second for one string.
+    """
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())  # type: ignore[misc]
+        vocabulary = state.get("vocabulary_")
+        if isinstance(vocabulary, dict) and not any("\n" in term for term in vocabulary):
+            terms = sorted(vocabulary, key=vocabulary.__getitem__)
+            if [vocabulary[term] for term in terms] == list(range(len(terms))):
+                state["vocabulary_"] = "\n".join(terms)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        vocabulary = state.get("vocabulary_")
+        if isinstance(vocabulary, str):
+            state = {**state, "vocabulary_": {term: i for i, term in enumerate(vocabulary.split("\n"))}}
+        super().__setstate__(state)  # type: ignore[misc]
+
+
+class Counts(_CompactVocabulary, CountVectorizer):
+    """``CountVectorizer`` that saves its vocabulary compactly."""
+
+
+class Tfidf(_CompactVocabulary, TfidfVectorizer):
+    """``TfidfVectorizer`` that saves its vocabulary compactly."""
+
+
+def build_baseline(name: str, seed: int = 42, **params: Any) -> Pipeline:
+    """An unfitted baseline; ``params`` override pipeline settings (``classifier__C=3``)."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    if name == "random-forest":
+        steps = [
+            ("vectorizer", Tfidf(max_features=5000, stop_words="english", sublinear_tf=True)),
+            ("classifier", RandomForestClassifier(n_estimators=200, max_samples=0.3, n_jobs=-1,
+                                                  random_state=seed)),
+        ]
+    elif name == "logreg":
+        steps = [
+            ("vectorizer", Tfidf(ngram_range=(1, 2), min_df=2, max_df=0.9, sublinear_tf=True)),
+            ("classifier", LogisticRegression(C=30.0, solver="liblinear", random_state=seed)),
+        ]
+    elif name == "nbsvm":
+        steps = [
+            ("vectorizer", Counts(ngram_range=(1, 2), min_df=2, binary=True,
+                                           token_pattern=TOKEN_PATTERN)),
+            ("nb", NBFeatures(alpha=1.0)),
+            ("classifier", LogisticRegression(C=1.0, solver="liblinear", dual=True, max_iter=1000,
+                                              random_state=seed)),
+        ]
+    else:
+        raise UserError(f"unknown baseline {name!r}; choose one of {', '.join(MODELS)}")
+    pipeline = Pipeline(steps)
+    if params:
+        try:
+            pipeline.set_params(**params)
+        except ValueError as error:
+            raise UserError(f"bad setting for baseline {name!r}: {error}") from error
+    return pipeline
+
+
+# --------------------------------------------------------------------------- saving and loading
+
+# The types a saved baseline is made of. Loading refuses a file holding any type that is neither
+# listed here nor one of skops' own safe defaults, so a tampered model file cannot run code.
+TRUSTED_TYPES = (
+    "imdb_sentiment.baselines.Counts",
+    "imdb_sentiment.baselines.NBFeatures",
+    "imdb_sentiment.baselines.Tfidf",
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.feature_extraction.text.TfidfTransformer",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.pipeline.Pipeline",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._tree.Tree",
+)
+
+
+def save_baseline(model: Pipeline, folder: str | Path, name: str = "") -> Path:
+    """Write ``model`` as ``folder/model.skops`` plus a small ``model.json`` description."""
+    import sklearn
+    import skops
+    import skops.io as sio
+
+    from .artifacts import write_json
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    sio.dump(model, out / MODEL_FILE, compression=8)  # ZIP_DEFLATED
+    write_json(out / INFO_FILE, {
+        "model": name, "format": "skops", "file": MODEL_FILE,
+        "sklearn_version": sklearn.__version__, "skops_version": skops.__version__,
+    })
+    return out
+
+
+def load_baseline(path: str | Path) -> Pipeline:
+    """Load a saved baseline (its folder or the ``.skops`` file), trusting only known types."""
+    import skops.io as sio
+
+    file = Path(path)
+    if file.is_dir():
+        file = file / MODEL_FILE
+    if not file.is_file():
+        raise UserError(f"no saved baseline at {path} (expected {MODEL_FILE})")
+    try:
+        untrusted = sio.get_untrusted_types(file=file)
+    except Exception as error:  # not a zip, or not a skops file
+        raise UserError(f"{file} is not a readable skops model: {error}") from error
+    unknown = sorted(set(untrusted) - set(TRUSTED_TYPES))
+    if unknown:
+        raise UserError(f"{file} holds types that are not trusted: {', '.join(unknown)}")
+    return sio.load(file, trusted=list(untrusted))
+
+
+# --------------------------------------------------------------------------- a full run
+
+
+@contextlib.contextmanager
+def _step(progress: Progress | None, what: str, announce: bool = True) -> Iterator[None]:
+    """Report the start of a long step (unless it may still fail on bad input) and its duration."""
+    started = time.perf_counter()
+    if progress and announce:
+        progress(f"{what} ...")
+    yield
+    if progress:
+        progress(f"{what}: done in {time.perf_counter() - started:.1f} s")
+
+
+def fit_baseline(name: str, train: pd.DataFrame, seed: int = 42, **params: Any) -> Pipeline:
+    """Build and fit a baseline on a frame with ``text`` and ``label`` columns."""
+    _check_labels(train)
+    model = build_baseline(name, seed, **params)
+    model.fit(train["text"].tolist(), train["label"].to_numpy())
+    return model
+
+
+def _check_labels(train: pd.DataFrame) -> None:
+    if train["label"].nunique() < 2:
+        raise UserError("the training reviews must include both negative and positive ones")
+
+
+def evaluate_baseline(model: Pipeline, frame: pd.DataFrame) -> dict[str, Any]:
+    """Accuracy, F1, precision, recall, confusion matrix and ROC AUC of ``model`` on ``frame``."""
+    from .evaluation import classification_metrics
+
+    positive = model.predict_proba(frame["text"].tolist())[:, list(model.classes_).index(1)]
+    return classification_metrics(frame["label"].to_numpy(), (positive >= 0.5).astype(int), positive)
+
+
+def run_baseline(
+    data: str | Path,
+    model: str,
+    output: str | Path,
+    *,
+    overwrite: bool = False,
+    seed: int = 42,
+    cleaning: str = "basic",
+    text_column: str = "text",
+    label_column: str = "label",
+    validation_size: float = 0.1,
+    test_size: float = 0.2,
+    params: dict[str, Any] | None = None,
+    runs_dir: str | Path | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Train ``model`` on train, score validation, evaluate on the full test split, save both.
+
+    Writes ``output/metrics.json`` and ``output/model/`` in one atomic step and returns the metrics.
+    """
+    from .artifacts import atomic_output_dir, check_output_dir, write_json
+    from .data import LoadReport, load_splits
+
+    started = time.perf_counter()
+    pipeline = build_baseline(model, seed, **(params or {}))  # a bad name or setting fails now
+    check_output_dir(output, overwrite)  # and so does an occupied output folder
+    report = LoadReport(str(data), "")
+    with _step(progress, f"loading {data}", announce=False):  # bad data: the error line alone
+        frames = load_splits(data, text_column=text_column, label_column=label_column,
+                             validation_size=validation_size, test_size=test_size, seed=seed,
+                             cleaning=cleaning, require=("train", "test"), report=report)  # type: ignore[arg-type]
+    _check_labels(frames["train"])
+    with _step(progress, f"training {model} on {len(frames['train']):,} reviews"):
+        fit_started = time.perf_counter()
+        fitted = pipeline.fit(frames["train"]["text"].tolist(), frames["train"]["label"].to_numpy())
+        train_seconds = time.perf_counter() - fit_started
+    validation_accuracy = None
+    if "validation" in frames:
+        with _step(progress, f"validating on {len(frames['validation']):,} reviews"):
+            validation_accuracy = evaluate_baseline(fitted, frames["validation"])["accuracy"]
+        if progress:
+            progress(f"validation accuracy: {validation_accuracy:.4f}")
+    with _step(progress, f"evaluating on {len(frames['test']):,} test reviews"):
+        metrics = evaluate_baseline(fitted, frames["test"])
+    metrics.update({
+        "model": model,
+        "validation_accuracy": validation_accuracy,
+        "train_seconds": round(train_seconds, 2),
+        "n_train": len(frames["train"]),
+        "n_validation": len(frames.get("validation", ())),
+        "skipped_empty": report.skipped_empty,
+        "data": str(data),
+        "seed": seed,
+        "cleaning": cleaning,
+        "params": _params(fitted),
+    })
+    with _step(progress, f"saving to {output}"), atomic_output_dir(output, overwrite) as tmp:
+        save_baseline(fitted, tmp / "model", model)
+        metrics["seconds"] = round(time.perf_counter() - started, 2)
+        write_json(tmp / "metrics.json", metrics)
+    if runs_dir is not None:
+        _log_run(runs_dir, model, metrics, Path(output))
+    return metrics
+
+
+def _params(model: Pipeline) -> dict[str, Any]:
+    """The pipeline's plain hyper-parameters (numbers, strings, tuples), for the run record."""
+    plain = (int, float, str, bool, tuple, type(None))
+    return {key: list(value) if isinstance(value, tuple) else value
+            for key, value in model.get_params(deep=True).items()
+            if "__" in key and isinstance(value, plain)}
+
+
+def _log_run(runs_dir: str | Path, model: str, metrics: dict[str, Any], output: Path) -> None:
+    """Record the run in the run store (``tracking`` decides what ``runs_dir`` means)."""
+    from .tracking import log_run
+
+    params = {"data": metrics["data"], "seed": metrics["seed"], "cleaning": metrics["cleaning"],
+              **metrics["params"]}
+    scores = {key: value for key, value in metrics.items() if key != "params"}
+    log_run(runs_dir, stage="baseline", model=model, params=params, metrics=scores,
+            duration=metrics["seconds"], artifacts=[output / "metrics.json", output / "model"])
