@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -111,7 +113,9 @@ def load_classifier(
                             "fine-tune it first with `imdb-sentiment train`")
         label_order(config)  # refuse unmappable labels before loading weights
     elif not is_classifier_config(config) or _safe_label_order(config) is None:
-        kwargs.update(num_labels=2, id2label=dict(ID2LABEL), label2id=dict(LABEL2ID))
+        # A bare encoder, or a classifier whose labels are not ours: start a fresh 2-way head.
+        kwargs.update(num_labels=2, id2label=dict(ID2LABEL), label2id=dict(LABEL2ID),
+                      ignore_mismatched_sizes=is_classifier_config(config))
     try:
         model = AutoModelForSequenceClassification.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as error:
@@ -198,14 +202,26 @@ def check_max_length(max_length: int, model_config: Any, tokenizer: PreTrainedTo
     return max_length
 
 
-def truncate_ids(ids: list[int], budget: int, strategy: str = "head", head_tokens: int = 128) -> list[int]:
+def head_budget(budget: int, head_tokens: int | None = None) -> int:
+    """Tokens kept from the start under head-tail truncation.
+
+    ``None`` keeps a quarter of the budget: 128 + 382 at 512 positions (Sun et al. 2019's best
+    split), and the same proportion for shorter inputs, e.g. 32 + 94 at 128 positions.
+    """
+    if head_tokens is None:
+        return round(budget / 4)
+    return min(head_tokens, budget)
+
+
+def truncate_ids(ids: list[int], budget: int, strategy: str = "head",
+                 head_tokens: int | None = None) -> list[int]:
     """Cut token ids (without specials) to ``budget``: first tokens, or first + last (head-tail)."""
     if len(ids) <= budget:
         return ids
     if strategy == "head":
         return ids[:budget]
     if strategy == "head-tail":
-        head = min(head_tokens, budget)
+        head = head_budget(budget, head_tokens)
         tail = budget - head
         return ids[:head] + (ids[-tail:] if tail else [])
     raise UserError(f"unknown truncation {strategy!r}; use head or head-tail")
@@ -216,15 +232,20 @@ def encode(
     texts: list[str],
     max_length: int = 512,
     truncation: str = "head",
-    head_tokens: int = 128,
+    head_tokens: int | None = None,
 ) -> dict[str, list[list[int]]]:
     """Tokenize texts to at most ``max_length`` ids each (specials included), token-exact.
 
-    ``head`` keeps the first tokens; ``head-tail`` keeps ``head_tokens`` from the start and the
-    rest of the budget from the end (Sun et al. 2019). No padding: batches pad dynamically.
+    ``head`` keeps the first tokens; ``head-tail`` keeps ``head_tokens`` (default: a quarter of
+    the budget) from the start and the rest from the end (Sun et al. 2019). No padding: batches
+    pad dynamically.
     """
     specials = special_tokens(tokenizer)
     budget = max_length - specials.count
+    # We tokenize whole reviews on purpose and cut them below; mute the "longer than max" warning.
+    warned = getattr(tokenizer, "deprecation_warnings", None)
+    if isinstance(warned, dict):
+        warned["sequence-length-is-longer-than-the-specified-maximum"] = True
     bare = tokenizer(list(texts), add_special_tokens=False, truncation=False,
                      return_attention_mask=False, return_token_type_ids=False)["input_ids"]
     input_ids = [list(specials.prefix) + truncate_ids(ids, budget, truncation, head_tokens)
@@ -271,3 +292,28 @@ def default_device() -> str:
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return "mps"
     return "cpu"
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for CUDA/MPS/CPU allocation failures, whichever exception type the backend raises."""
+    import torch
+
+    if isinstance(error, torch.OutOfMemoryError | MemoryError):
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+@contextlib.contextmanager
+def out_of_memory_hint(batch_size: int, option: str = "--batch-size") -> Iterator[None]:
+    """Turn an out-of-memory error into a one-line hint to lower the batch size."""
+    try:
+        yield
+    except (RuntimeError, MemoryError) as error:
+        if not is_out_of_memory(error):
+            raise
+        smaller = max(1, batch_size // 2)
+        raise UserError(f"out of memory with batch size {batch_size}; "
+                        f"try a smaller {option} (e.g. {smaller}) or a shorter --max-length") from error

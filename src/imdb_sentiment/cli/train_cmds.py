@@ -1,9 +1,228 @@
-"""Commands registered on the root app (filled in by their stage)."""
+"""``train`` (fine-tune a pretrained encoder) and ``evaluate`` (score a classifier on the test split)."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import typer
+
+from ..errors import UserError
+from .options import (
+    CLEANING,
+    DATA,
+    LABEL_COLUMN,
+    OUTPUT,
+    OVERWRITE,
+    RUNS_DIR,
+    SEED,
+    TEXT_COLUMN,
+    TRUST_REMOTE_CODE,
+    VALIDATION_SIZE,
+)
+
+if TYPE_CHECKING:
+    from ..config import TrainConfig
+    from ..training import TrainResult
+
+
+def _unset(option: Any) -> Any:
+    """``option`` with no default, so a value from ``--config`` is only overridden when given."""
+    return typer.Option(None, *option.param_decls,
+                        help=f"{option.help} Default: the --config file's, else {option.default}.")
+
+
+def _quiet_weight_loading() -> None:
+    """Hide transformers' per-file bars (loading weights, writing shards); keep download bars."""
+    from huggingface_hub.utils import are_progress_bars_disabled, enable_progress_bars
+    from transformers.utils import logging as hf_logging
+
+    hub_bars = not are_progress_bars_disabled()
+    hf_logging.disable_progress_bar()
+    if hub_bars:
+        enable_progress_bars()
+
+
+MODEL_HELP = "Hub id or local folder of the model (offline: pass a local folder)."
+TRUNCATION_HELP = ("head (first tokens) or head-tail (first and last tokens); counted in tokens, "
+                   "special tokens included.")
+HEAD_TOKENS_HELP = "With head-tail: tokens kept from the start (default: a quarter of --max-length)."
+
+
+def evaluate(
+    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP + " Must be a sequence classifier."),
+    data: str = DATA,
+    output: Path = OUTPUT,
+    max_samples: int | None = typer.Option(
+        None, "--max-samples", help="Score a fixed, seeded, label-balanced test subset of this size."),
+    max_length: int | None = typer.Option(
+        None, "--max-length",
+        help="Tokens per review (default: what the model was trained with, else 512 or the model's limit)."),
+    truncation: str | None = typer.Option(
+        None, "--truncation", help=TRUNCATION_HELP + " Default: as trained, else head-tail."),
+    head_tokens: int | None = typer.Option(None, "--head-tokens", help=HEAD_TOKENS_HELP),
+    batch_size: int = typer.Option(64, "--batch-size", help="Reviews per forward pass."),
+    precision: str = typer.Option("auto", "--precision", help="auto (bf16 where fast), bf16 or fp32."),
+    cleaning: str = CLEANING,
+    text_column: str = TEXT_COLUMN,
+    label_column: str = LABEL_COLUMN,
+    seed: int = SEED,
+    overwrite: bool = OVERWRITE,
+    runs_dir: Path | None = RUNS_DIR,
+    trust_remote_code: bool = TRUST_REMOTE_CODE,
+) -> None:
+    """Score a sentiment classifier on the test split: metrics.json and predictions.parquet."""
+    from ..evaluation import evaluate_model
+
+    _quiet_weight_loading()
+    started = time.perf_counter()
+    metrics = evaluate_model(
+        model, data, output, max_samples=max_samples, max_length=max_length, truncation=truncation,
+        head_tokens=head_tokens, batch_size=batch_size, cleaning=cleaning, text_column=text_column,
+        label_column=label_column, seed=seed, precision=precision, overwrite=overwrite,
+        trust_remote_code=trust_remote_code, progress=True,
+    )
+    typer.echo(f"accuracy {metrics['accuracy']:.4f}  f1 {metrics['f1']:.4f}  on {metrics['n_test']} reviews "
+               f"({metrics['reviews_per_second']} reviews/s)  -> {output}")
+    if runs_dir is not None:
+        from ..tracking import log_run
+
+        params = {key: metrics[key] for key in ("data", "max_length", "truncation", "head_tokens",
+                                                "batch_size", "device", "dtype", "cleaning", "max_samples")}
+        log_run(runs_dir, stage="evaluate", model=model, params=params, metrics=metrics,
+                duration=time.perf_counter() - started, artifacts=[output])
+
+
+def train(
+    model: str | None = typer.Option(
+        None, "--model", "-m", help=MODEL_HELP + " A bare encoder gets a new classification head."),
+    data: str | None = _unset(DATA),
+    output: Path = OUTPUT,
+    preset_name: str | None = typer.Option(
+        None, "--preset", help="Base settings: seed, seed-tuned (the reference study's) or fast (default)."),
+    config_file: Path | None = typer.Option(
+        None, "--config", help="TOML/YAML run file (e.g. configs/fast.toml or a model's train_config.toml); "
+                               "options given here override it."),
+    learning_rate: float | None = typer.Option(None, "--learning-rate"),
+    epochs: float | None = typer.Option(None, "--epochs"),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Training reviews per step."),
+    eval_batch_size: int | None = typer.Option(None, "--eval-batch-size"),
+    warmup: float | None = typer.Option(None, "--warmup", help="Warm-up as a fraction of all steps."),
+    weight_decay: float | None = typer.Option(None, "--weight-decay"),
+    max_length: int | None = typer.Option(None, "--max-length", help="Tokens per review, specials included."),
+    truncation: str | None = typer.Option(None, "--truncation", help=TRUNCATION_HELP),
+    head_tokens: int | None = typer.Option(None, "--head-tokens", help=HEAD_TOKENS_HELP),
+    precision: str | None = typer.Option(
+        None, "--precision", help="auto (bf16 on GPUs and CPUs that support it, else fp32), bf16 or fp32."),
+    seed: int | None = _unset(SEED),
+    validation_size: float | None = _unset(VALIDATION_SIZE),
+    max_train_samples: int | None = typer.Option(
+        None, "--max-train-samples",
+        help="Quick run: train on a seeded, label-balanced subset of this size; validation and test then "
+             "use subsets of the same size unless --max-eval-samples / --max-test-samples say otherwise."),
+    max_eval_samples: int | None = typer.Option(
+        None, "--max-eval-samples", help="Validate each epoch on a subset of this size (default: all)."),
+    max_test_samples: int | None = typer.Option(
+        None, "--max-test-samples",
+        help="Score the final model on a seeded, label-balanced test subset of this size (default: the whole "
+             "test split; a number above its size also means all)."),
+    no_test: bool = typer.Option(False, "--no-test", help="Skip the final test evaluation."),
+    cleaning: str | None = _unset(CLEANING),
+    text_column: str | None = _unset(TEXT_COLUMN),
+    label_column: str | None = _unset(LABEL_COLUMN),
+    push_to_hub: str | None = typer.Option(
+        None, "--push-to-hub", help="After saving locally, upload model and card to this Hub repo."),
+    overwrite: bool = OVERWRITE,
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue an interrupted run from its last checkpoint (same settings)."),
+    runs_dir: Path | None = RUNS_DIR,
+    trust_remote_code: bool = TRUST_REMOTE_CODE,
+) -> None:
+    """Fine-tune a pretrained model; keep the best epoch by validation accuracy; score it on test.
+
+    Settings: the preset, then the --config file, then the options given here. The resolved run
+    is saved as OUTPUT/train_config.toml, so `train --config OUTPUT/train_config.toml` repeats it.
+    """
+    from .. import training
+    from ..modeling import default_device
+
+    _quiet_weight_loading()
+    config, run = resolve_train_settings(config_file, preset_name, dict(
+        learning_rate=learning_rate, epochs=epochs, batch_size=batch_size, eval_batch_size=eval_batch_size,
+        warmup=warmup, weight_decay=weight_decay, max_length=max_length, truncation=truncation,
+        head_tokens=head_tokens, precision=precision, seed=seed, validation_size=validation_size,
+        max_train_samples=max_train_samples, max_eval_samples=max_eval_samples,
+    ), dict(model=model, data=data, cleaning=cleaning, text_column=text_column, label_column=label_column,
+            max_test_samples=max_test_samples))
+    if run["max_test_samples"] is None and not no_test and default_device() == "cpu":
+        typer.echo("note: scoring the final model on the whole test split takes a while on a CPU; "
+                   "--max-test-samples N scores a subset, --no-test skips it", err=True)
+    result = training.train(
+        run["model"], run["data"], output, config, overwrite=overwrite, resume=resume,
+        evaluate_test=not no_test, max_test_samples=run["max_test_samples"], progress=True,
+        cleaning=run["cleaning"], text_column=run["text_column"], label_column=run["label_column"],
+        preset=run["preset"], trust_remote_code=trust_remote_code,
+    )
+    _print_summary(result)
+    if runs_dir is not None:
+        _log_training(runs_dir, result, run)
+    if push_to_hub:
+        training.push_model(output, push_to_hub)
+        typer.echo(f"pushed to https://huggingface.co/{push_to_hub}")
+
+
+def resolve_train_settings(config_file: Path | None, preset_name: str | None, overrides: dict[str, Any],
+                           run_overrides: dict[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
+    """Preset, then run file, then explicit options; also the run keys (model, data, ...)."""
+    from ..config import RUN_KEYS, preset, train_config_from_file
+    from ..data import DEFAULT_SOURCE
+
+    if config_file is not None:
+        config, file_run = train_config_from_file(config_file, base_preset=preset_name)
+        unknown = sorted(set(file_run) - set(RUN_KEYS))
+        if unknown:
+            raise UserError(f"unknown key(s) in {config_file}: {', '.join(unknown)} "
+                            f"(top-level keys: {', '.join(RUN_KEYS)}; settings go in [train])")
+    else:
+        config, file_run = preset(preset_name or "fast"), {}
+    defaults = {"data": DEFAULT_SOURCE, "cleaning": "basic", "text_column": "text", "label_column": "label"}
+    run = {key: run_overrides.get(key) if run_overrides.get(key) is not None
+           else file_run.get(key, defaults.get(key)) for key in RUN_KEYS}
+    run["preset"] = preset_name or file_run.get("preset") or ("fast" if config_file is None else None)
+    if not run["model"]:
+        raise UserError("pass --model (a Hub id or a local model folder), or a --config file with a model")
+    config = config.replace(**overrides)
+    quick = config.max_train_samples
+    if quick is not None:  # a quick run: validate and test on subsets of the same size unless told
+        config = config.replace(max_eval_samples=config.max_eval_samples or quick)
+        run["max_test_samples"] = run["max_test_samples"] or quick
+    return config, run
+
+
+def _print_summary(result: TrainResult) -> None:
+    validation = result.validation_metrics.get("accuracy")
+    parts = [f"validation accuracy {validation:.4f}" if validation is not None else "no validation score"]
+    if result.test_metrics:
+        test = result.test_metrics
+        parts.append(f"test accuracy {test['accuracy']:.4f} on {test['n_test']} reviews")
+    resumed = " (after resuming)" if result.extra.get("resumed_from") else ""
+    parts.append(f"trained in {result.train_seconds:.0f} s{resumed}")
+    typer.echo("  ".join(parts) + f"  -> {result.output_dir}")
+
+
+def _log_training(runs_dir: Path, result: TrainResult, run: dict[str, Any]) -> None:
+    from ..tracking import log_run
+    from ..training import metrics_document
+
+    metrics = {key: value for key, value in metrics_document(result).items()
+               if key not in ("history", "config")}
+    params = {**{key: value for key, value in run.items() if key != "model"}, **result.config.to_dict()}
+    log_run(runs_dir, stage="train", model=run["model"], params=params, metrics=metrics,
+            duration=result.train_seconds, artifacts=[result.output_dir], history=result.history)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``train`` and ``evaluate`` to ``app``."""
+    app.command("train")(train)
+    app.command("evaluate")(evaluate)

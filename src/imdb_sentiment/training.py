@@ -1,0 +1,458 @@
+"""Fine-tune a pretrained encoder into a binary sentiment classifier with ``transformers.Trainer``.
+
+Training runs in a work folder next to the output (``.NAME.work``) that holds per-epoch
+checkpoints, so an interrupted run can be resumed; the finished model, its metrics, run file and
+model card are moved into place in one rename, so a partial model never sits where a finished
+one is expected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .config import TrainConfig, to_toml
+from .errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainingArguments
+
+DataSource = str | os.PathLike[str] | dict[str, "pd.DataFrame"]
+
+
+@dataclass
+class TrainResult:
+    """What a fine-tuning run produced; ``output_dir`` is None when nothing was saved."""
+
+    output_dir: Path | None
+    validation_metrics: dict[str, Any]
+    test_metrics: dict[str, Any] | None
+    history: list[dict[str, Any]]
+    train_seconds: float
+    config: TrainConfig
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Run facts (device, dtype, split sizes) also written to ``metrics.json``."""
+
+
+class EncodedReviews:
+    """A map-style dataset of token-exact encodings and labels (padding happens per batch)."""
+
+    def __init__(self, encoded: dict[str, list[list[int]]], labels: list[int]) -> None:
+        self.encoded = encoded
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item: dict[str, Any] = {key: values[index] for key, values in self.encoded.items()}
+        item["labels"] = self.labels[index]
+        return item
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def train(
+    model: str,
+    data: DataSource,
+    output: str | os.PathLike[str] | None,
+    config: TrainConfig,
+    *,
+    overwrite: bool = False,
+    resume: bool = False,
+    callbacks: list[Any] | None = None,
+    evaluate_test: bool = True,
+    push_to_hub: str | None = None,
+    max_test_samples: int | None = None,
+    progress: bool = True,
+    cleaning: str = "basic",
+    text_column: str = "text",
+    label_column: str = "label",
+    preset: str | None = None,
+    trust_remote_code: bool = False,
+) -> TrainResult:
+    """Fine-tune ``model`` on ``data`` and, with ``output``, save a model ``pipeline`` can load.
+
+    Keeps the epoch with the best validation accuracy, then scores it once on the test split
+    (``max_test_samples``: a seeded, stratified subset). ``output=None`` trains in a temporary
+    folder and saves nothing (hyper-parameter search). ``callbacks`` go to the ``Trainer``;
+    per-epoch validation accuracy reaches them as ``metrics["eval_accuracy"]``.
+    """
+    config.validate()
+    if push_to_hub and output is None:
+        raise UserError("--push-to-hub needs an --output folder to save the model in first")
+    if output is not None:
+        from .artifacts import check_output_dir
+
+        check_output_dir(output, overwrite)  # fail before the slow part
+    run = _run_keys(model, data, preset, cleaning, text_column, label_column, max_test_samples)
+    frames = _splits(data, config, cleaning=cleaning, text_column=text_column, label_column=label_column,
+                     evaluate_test=evaluate_test, max_test_samples=max_test_samples)
+    with _work_dir(output) as work:
+        checkpoint = _prepare_checkpoints(work, to_toml(run, config), resume, progress)
+        result, trainer, predictions = _fit(model, frames, config, work, checkpoint,
+                                            resumable=output is not None, callbacks=callbacks,
+                                            progress=progress, trust_remote_code=trust_remote_code)
+        result.extra["data"] = run["data"]
+        if output is not None:
+            result.output_dir = _save(output, overwrite, trainer, result, run, predictions)
+            shutil.rmtree(work, ignore_errors=True)  # checkpoints are no longer needed
+    if push_to_hub and result.output_dir is not None:
+        push_model(result.output_dir, push_to_hub)
+    return result
+
+
+def metrics_document(result: TrainResult) -> dict[str, Any]:
+    """The ``metrics.json`` of a run: test metrics at the top level, like ``evaluate`` writes."""
+    document: dict[str, Any] = dict(result.test_metrics or {})
+    document.update(
+        validation_accuracy=result.validation_metrics.get("accuracy"),
+        validation=result.validation_metrics,
+        train_seconds=round(result.train_seconds, 2),
+        history=result.history,
+        config=result.config.to_dict(),
+        **result.extra,
+    )
+    return document
+
+
+def push_model(folder: str | os.PathLike[str], repo_id: str) -> None:
+    """Upload a saved model folder (weights, tokenizer, card, metrics) to a Hub repository."""
+    from huggingface_hub import HfApi
+
+    from .errors import HubUnreachableError
+
+    try:
+        api = HfApi()
+        api.create_repo(repo_id, exist_ok=True)
+        api.upload_folder(repo_id=repo_id, folder_path=str(folder), ignore_patterns=["predictions.parquet"],
+                          commit_message="Upload imdb-sentiment model")
+    except Exception as error:  # offline, DNS, auth and HTTP errors all differ; each means "not pushed"
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise HubUnreachableError(
+            f"model saved in {folder}, but pushing it to {repo_id} failed ({reason[:160]}); "
+            f"push it later with: hf upload {repo_id} {folder}"
+        ) from error
+
+
+# --------------------------------------------------------------------------- work folder
+
+
+def work_dir_for(output: str | os.PathLike[str]) -> Path:
+    """The checkpoint folder of a run whose model goes to ``output``."""
+    out = Path(output).expanduser()
+    return out.parent / f".{out.name}.work"
+
+
+@contextlib.contextmanager
+def _work_dir(output: str | os.PathLike[str] | None) -> Iterator[Path]:
+    """The run's checkpoint folder: temporary without ``output``, else next to it.
+
+    After a failure the folder is kept only if it holds a checkpoint that --resume can use.
+    """
+    if output is None:
+        with tempfile.TemporaryDirectory(prefix="imdb-sentiment-train-") as folder:
+            yield Path(folder)
+        return
+    work = work_dir_for(output)
+    try:
+        yield work
+    except BaseException as error:
+        if not work.is_dir() or not any(work.glob("checkpoint-*")):
+            shutil.rmtree(work, ignore_errors=True)
+        elif not isinstance(error, UserError):  # user errors stay one line; crashes get the hint
+            print(f"note: checkpoints kept in {work}; repeat the command with --resume to continue",
+                  file=sys.stderr)
+        raise
+
+
+def _prepare_checkpoints(work: Path, run_file: str, resume: bool, progress: bool) -> str | None:
+    """The checkpoint to resume from, or None after setting up a fresh work folder."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    stamp = work / "train_config.toml"
+    last = get_last_checkpoint(str(work)) if work.is_dir() else None
+    if resume and last is not None:
+        if not stamp.is_file() or stamp.read_text(encoding="utf-8") != run_file:
+            raise UserError(f"the checkpoints in {work} come from a run with other settings; "
+                            "repeat its settings or drop --resume to start over")
+        _note(f"resuming from {last}", progress)
+        return last
+    if resume:
+        _note(f"no checkpoint in {work} to resume from; starting from scratch", progress)
+    elif last is not None:
+        _note(f"discarding the checkpoints of an earlier unfinished run in {work} "
+              "(pass --resume to continue such a run)", progress)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    stamp.write_text(run_file, encoding="utf-8")
+    return None
+
+
+def _note(message: str, progress: bool) -> None:
+    if progress:
+        print(f"note: {message}", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _fit(model_id: str, frames: dict[str, pd.DataFrame], config: TrainConfig, work: Path,
+         checkpoint: str | None, *, resumable: bool, callbacks: list[Any] | None, progress: bool,
+         trust_remote_code: bool) -> tuple[TrainResult, Trainer, pd.DataFrame | None]:
+    """Load, encode, train and score (when ``frames`` has a test split).
+
+    Returns the result, the trainer (holding the kept model) and the test predictions.
+    """
+    from transformers import set_seed
+
+    from .modeling import check_max_length, default_device, load_classifier, out_of_memory_hint
+
+    set_seed(config.seed)  # the new classification head is initialised at load time
+    model, tokenizer = load_classifier(model_id, require_head=False, trust_remote_code=trust_remote_code)
+    check_max_length(config.max_length, model.config, tokenizer)
+    order = _name_labels(model)
+    train_set = _encode(tokenizer, frames["train"], config, order)
+    validation_set = _encode(tokenizer, frames["validation"], config, order, by_length=True)
+    device = default_device()
+    args = training_arguments(config, work, device=device, progress=progress,
+                              keep_optimizer=resumable)
+    trainer = _trainer(model, tokenizer, args, train_set, validation_set, callbacks)
+    started = time.perf_counter()
+    with out_of_memory_hint(config.batch_size), _library_progress_bars(progress):
+        trainer.train(resume_from_checkpoint=checkpoint)
+    train_seconds = time.perf_counter() - started
+    history = epoch_history(trainer.state.log_history)
+    validation = _best_validation(history, len(validation_set))
+    test_metrics, predictions = (_score_test(trainer, tokenizer, config, frames["test"], progress)
+                                 if "test" in frames else (None, None))
+    extra = {"model": model_id, "device": str(args.device), "dtype": "bf16" if args.bf16 else "fp32",
+             "n_train": len(train_set), "n_validation": len(validation_set), "resumed_from": checkpoint}
+    result = TrainResult(None, validation, test_metrics, history, train_seconds, config, extra)
+    return result, trainer, predictions
+
+
+def _splits(data: DataSource, config: TrainConfig, *, cleaning: str, text_column: str, label_column: str,
+            evaluate_test: bool, max_test_samples: int | None) -> dict[str, pd.DataFrame]:
+    """Train / validation (/ test) frames, cut to the configured sample sizes."""
+    from .data import carve_split, load_splits, subsample
+
+    need = ("train", "test") if evaluate_test else ("train",)
+    if isinstance(data, dict):
+        frames = {split: data[split] for split in data if split in ("train", "validation", "test")}
+        missing = [split for split in need if split not in frames]
+        if missing:
+            raise UserError(f"data has no {' or '.join(missing)} split")
+        if "validation" not in frames:
+            frames["train"], frames["validation"] = carve_split(frames["train"], config.validation_size,
+                                                                config.seed)
+    else:
+        frames = load_splits(data, text_column=text_column, label_column=label_column,
+                             validation_size=config.validation_size, seed=config.seed,
+                             cleaning=cleaning, require=need)  # type: ignore[arg-type]
+    frames["train"] = subsample(frames["train"], config.max_train_samples, config.seed)
+    frames["validation"] = subsample(frames["validation"], config.max_eval_samples, config.seed)
+    if evaluate_test:
+        frames["test"] = subsample(frames["test"], max_test_samples, config.seed)
+    else:
+        frames.pop("test", None)
+    if frames["train"]["label"].nunique() < 2:
+        raise UserError("the training reviews must include both negative and positive ones")
+    return frames
+
+
+def _name_labels(model: PreTrainedModel) -> list[int]:
+    """Name the outputs NEGATIVE/POSITIVE (whatever the checkpoint called them); return their order."""
+    from .modeling import ID2LABEL, label_order
+
+    order = label_order(model.config)
+    model.config.id2label = {order[ours]: name for ours, name in ID2LABEL.items()}
+    model.config.label2id = {name: index for index, name in model.config.id2label.items()}
+    return order
+
+
+def _encode(tokenizer: PreTrainedTokenizerBase, frame: pd.DataFrame, config: TrainConfig,
+            order: list[int], by_length: bool = False) -> EncodedReviews:
+    """Token-exact encodings; ``by_length`` sorts them so evaluation batches pad little."""
+    from .modeling import encode
+
+    encoded = encode(tokenizer, frame["text"].tolist(), config.max_length, config.truncation,
+                     config.head_tokens)
+    labels = [order[int(label)] for label in frame["label"]]
+    if by_length:
+        rows = np.argsort([-len(ids) for ids in encoded["input_ids"]], kind="stable")
+        encoded = {key: [values[i] for i in rows] for key, values in encoded.items()}
+        labels = [labels[i] for i in rows]
+    return EncodedReviews(encoded, labels)
+
+
+def training_arguments(config: TrainConfig, work: Path, *, device: str, progress: bool = True,
+                       keep_optimizer: bool = True) -> TrainingArguments:
+    """``TrainingArguments`` for ``config``: per-epoch validation, best epoch kept, fast on GPUs."""
+    import inspect
+
+    from transformers import TrainingArguments
+
+    from .modeling import resolve_precision
+
+    cuda = device.startswith("cuda")
+    workers = min(4, (os.cpu_count() or 1) // 2) if cuda else 0
+    kwargs: dict[str, Any] = dict(
+        output_dir=str(work), learning_rate=config.learning_rate, num_train_epochs=config.epochs,
+        per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.eval_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        warmup_steps=config.warmup,  # a float below 1 is a fraction of the total steps
+        weight_decay=config.weight_decay, seed=config.seed, data_seed=config.seed,
+        bf16=resolve_precision(config.precision, device) == "bf16", tf32=_tf32(cuda),
+        eval_strategy="epoch", save_strategy="epoch", logging_strategy="epoch",
+        load_best_model_at_end=True, metric_for_best_model="accuracy", greater_is_better=True,
+        save_total_limit=1, save_only_model=not keep_optimizer,
+        dataloader_num_workers=workers, dataloader_pin_memory=cuda,
+        dataloader_persistent_workers=workers > 0, torch_compile=config.torch_compile,
+        report_to="none", disable_tqdm=not progress, use_cpu=device == "cpu",
+    )
+    accepted = inspect.signature(TrainingArguments).parameters
+    if config.group_by_length:  # the option's name changed within transformers 5.x
+        if "train_sampling_strategy" in accepted:
+            kwargs["train_sampling_strategy"] = "group_by_length"
+        else:
+            kwargs["group_by_length"] = True
+    try:
+        return TrainingArguments(**kwargs)
+    except ValueError as error:  # e.g. bf16 requested on a device without it
+        raise UserError(f"invalid training settings: {str(error).splitlines()[0]}") from error
+
+
+def _tf32(cuda: bool) -> bool | None:
+    """TF32 matmuls on Ampere and newer GPUs (free speed, no effect on bf16 kernels)."""
+    if not cuda:
+        return None
+    from transformers.utils import is_torch_tf32_available
+
+    return True if is_torch_tf32_available() else None
+
+
+def _trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, args: TrainingArguments,
+             train_set: EncodedReviews, validation_set: EncodedReviews, callbacks: list[Any] | None
+             ) -> Trainer:
+    from transformers import DataCollatorWithPadding, PrinterCallback, Trainer
+
+    # Multiples of 8 suit GPU tensor cores; on CPU they would only add padding.
+    multiple = 8 if args.device.type == "cuda" else None
+    collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple)
+    trainer = Trainer(model=model, args=args, train_dataset=train_set, eval_dataset=validation_set,
+                      data_collator=collator, processing_class=tokenizer, compute_metrics=_accuracy,
+                      callbacks=list(callbacks or []))
+    if args.disable_tqdm:  # quiet run: without bars Trainer would print every log line instead
+        trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+@contextlib.contextmanager
+def _library_progress_bars(enabled: bool) -> Iterator[None]:
+    """Silence transformers' own bars (checkpoint writing) in quiet runs such as tuning trials."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    if not enabled:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _accuracy(prediction: Any) -> dict[str, float]:
+    logits = prediction.predictions
+    if isinstance(logits, tuple):  # some models also return hidden states
+        logits = logits[0]
+    return {"accuracy": float((np.asarray(logits).argmax(axis=-1) == prediction.label_ids).mean())}
+
+
+def epoch_history(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per evaluated epoch: ``epoch``, ``validation_accuracy``, ``validation_loss``, ``loss``."""
+    losses = {round(entry["epoch"], 4): entry["loss"] for entry in log_history
+              if "loss" in entry and "epoch" in entry}
+    rows = []
+    for entry in log_history:
+        if "eval_accuracy" not in entry:
+            continue
+        epoch = round(entry.get("epoch", 0.0), 4)
+        row = {"epoch": epoch, "validation_accuracy": entry["eval_accuracy"],
+               "validation_loss": entry.get("eval_loss")}
+        if epoch in losses:
+            row["loss"] = losses[epoch]
+        rows.append(row)
+    return rows
+
+
+def _best_validation(history: list[dict[str, Any]], size: int) -> dict[str, Any]:
+    """Validation metrics of the kept epoch (the first with the best accuracy, as Trainer keeps)."""
+    if not history:
+        return {"accuracy": None, "n": size}
+    best = max(history, key=lambda row: row["validation_accuracy"])
+    return {"accuracy": best["validation_accuracy"], "loss": best.get("validation_loss"),
+            "epoch": best["epoch"], "n": size}
+
+
+def _score_test(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, config: TrainConfig,
+                frame: pd.DataFrame, progress: bool) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Score the kept model once on the test split, with the same truncation as in training."""
+    from .evaluation import score_frame
+    from .inference import SentimentClassifier, TextEncoder, TorchBackend
+
+    precision = "bf16" if trainer.args.bf16 else "fp32"
+    backend = TorchBackend(trainer.model, str(trainer.args.device), precision, tokenizer.model_input_names)
+    classifier = SentimentClassifier(
+        backend, TextEncoder.from_transformers(tokenizer), trainer.model.config,
+        max_length=config.max_length, truncation=config.truncation, head_tokens=config.head_tokens,
+        batch_size=config.eval_batch_size, cleaning="none", tokenizer=tokenizer,  # frames are cleaned
+    )
+    metrics, predictions = score_frame(classifier, frame, progress=progress, batch_option="--eval-batch-size")
+    metrics.update(max_length=classifier.max_length, truncation=classifier.truncation,
+                   head_tokens=classifier.head_tokens if classifier.truncation == "head-tail" else None)
+    return metrics, predictions
+
+
+# --------------------------------------------------------------------------- saving
+
+
+def _run_keys(model: str, data: DataSource, preset: str | None, cleaning: str, text_column: str,
+              label_column: str, max_test_samples: int | None) -> dict[str, Any]:
+    """The top-level keys of ``train_config.toml`` (``data`` only when it is a source name)."""
+    return {"model": str(model), "data": str(data) if isinstance(data, str | os.PathLike) else None,
+            "preset": preset, "cleaning": cleaning, "text_column": text_column,
+            "label_column": label_column, "max_test_samples": max_test_samples}
+
+
+def _save(output: str | os.PathLike[str], overwrite: bool, trainer: Trainer, result: TrainResult,
+          run: dict[str, Any], predictions: pd.DataFrame | None) -> Path:
+    """Model, tokenizer, metrics, run file and card, moved into ``output`` in one rename."""
+    from .artifacts import atomic_output_dir, atomic_write_text, write_json
+    from .model_card import render_model_card
+
+    metrics = metrics_document(result)
+    with atomic_output_dir(output, overwrite) as folder:
+        trainer.model.save_pretrained(folder)  # safetensors
+        trainer.processing_class.save_pretrained(folder)
+        write_json(folder / "metrics.json", metrics)
+        if predictions is not None:
+            predictions.to_parquet(folder / "predictions.parquet", index=False)
+        atomic_write_text(folder / "train_config.toml", to_toml(run, result.config))
+        atomic_write_text(folder / "README.md", render_model_card(
+            base_model=run["model"], data=run["data"], config=result.config, metrics=metrics,
+            name=Path(output).name))
+    return Path(output)
