@@ -15,6 +15,8 @@ SHARED_MODEL = SHARED / "models" / "all-MiniLM-L6-v2"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Commands record runs in ./runs by default; tests record only where they pass --runs-dir.
+os.environ.setdefault("IMDB_SENTIMENT_RUNS_DIR", "none")
 
 
 def _require(path: Path) -> Path:
@@ -76,3 +78,22 @@ def review_frame():
         "text": positive + negative,
         "label": [1] * 30 + [0] * 30,
     })
+
+
+@pytest.fixture(scope="session")
+def _empty_run_store(tmp_path_factory) -> Path:
+    """An MLflow database with its schema, migrated once per session (a fresh one takes seconds)."""
+    from imdb_sentiment.tracking import create_schema
+
+    return create_schema(tmp_path_factory.mktemp("run-store-template"))
+
+
+@pytest.fixture
+def runs_dir(tmp_path, _empty_run_store) -> Path:
+    """A fresh runs folder whose MLflow store already has its tables."""
+    import shutil
+
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    shutil.copy(_empty_run_store, folder / _empty_run_store.name)
+    return folder

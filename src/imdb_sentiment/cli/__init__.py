@@ -53,6 +53,7 @@ def _quiet_libraries() -> None:
     # Library chatter (load reports, tokenizer warnings) would bury our one-line messages.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # transformers resets its level on import
     logging.getLogger("transformers").setLevel(logging.ERROR)
 
 

@@ -25,7 +25,9 @@ VALIDATION_SIZE = typer.Option(0.1, "--validation-size", help="Fraction of train
 OUTPUT = typer.Option(..., "--output", "-o", help="Output folder (refused if it holds anything).")
 OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing, non-empty output folder.")
 RUNS_DIR = typer.Option(
-    None, "--runs-dir", help="Record this run (parameters, metrics, artifacts) in the run store here.",
+    "runs", "--runs-dir", envvar="IMDB_SENTIMENT_RUNS_DIR",
+    help="Record this run (parameters, metrics, artifacts) in the MLflow store in this folder "
+         "(mlflow.db); 'none' records nothing. Recording problems are warnings, never failures.",
 )
 TRUST_REMOTE_CODE = typer.Option(
     False, "--trust-remote-code", help="Allow model code from the model's repository (off: safer).",

@@ -1,0 +1,99 @@
+"""The quickstart job: hardware-sized defaults, Hub fallbacks, and one tiny end-to-end run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from imdb_sentiment import quickstart, tracking
+from imdb_sentiment.cli import main
+from imdb_sentiment.errors import UserError
+
+
+def _plan(tmp_path: Path, device: str, **overrides) -> quickstart.QuickstartPlan:
+    return quickstart.make_plan(data="d", model="m", pretrained="none", output=tmp_path / "out",
+                                runs_dir=None, device=device, overrides=overrides)
+
+
+def test_cpu_runs_a_subset_and_gpu_the_full_data(tmp_path):
+    cpu = _plan(tmp_path, "cpu")
+    assert (cpu.max_train_samples, cpu.max_test_samples, cpu.max_length, cpu.epochs) == (1000, 500, 128, 1)
+    assert "1,000 train reviews" in cpu.describe() and "500 test reviews" in cpu.describe()
+    gpu = _plan(tmp_path, "cuda")
+    assert (gpu.max_train_samples, gpu.max_test_samples, gpu.max_length) == (None, None, 512)
+    assert "all train reviews" in gpu.describe()
+    assert cpu.runs_dir == tmp_path / "out" / "runs"
+
+
+def test_explicit_sizes_win_and_zero_means_all(tmp_path):
+    plan = _plan(tmp_path, "cpu", max_train_samples=0, max_test_samples=300, epochs=2.0)
+    assert (plan.max_train_samples, plan.max_test_samples, plan.epochs) == (None, 300, 2.0)
+    with pytest.raises(UserError, match="--max-train-samples must be >= 0"):
+        _plan(tmp_path, "cpu", max_train_samples=-5)
+
+
+def test_the_hub_default_classifier_is_skipped_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert quickstart.hub_reachable() is False
+    plan = quickstart.make_plan(data="d", model="m", pretrained="auto", output=tmp_path, runs_dir=None,
+                                device="cpu")
+    assert plan.pretrained is None and "unreachable" in plan.skipped
+    given = quickstart.make_plan(data="d", model="m", pretrained="models/sst2", output=tmp_path,
+                                 runs_dir=None, device="cpu")
+    assert (given.pretrained, given.skipped) == ("models/sst2", "")
+
+
+def test_a_foreign_output_folder_is_refused_before_any_work(tmp_path, capsys):
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "thesis.tex").write_text("keep")
+    code = main(["quickstart", "--data", str(tmp_path / "no-data"), "--output", str(taken),
+                 "--pretrained", "none"])
+    assert code == 2
+    assert "not empty" in capsys.readouterr().err
+    assert [p.name for p in taken.iterdir()] == ["thesis.tex"]
+
+
+@pytest.fixture
+def small_data(tmp_path, shared_data) -> Path:
+    """300 train and 200 test reviews of the real data, balanced, as a folder of split files."""
+    folder = tmp_path / "imdb-small"
+    folder.mkdir()
+    for split, size in (("train", 300), ("test", 200)):
+        frame = pd.read_parquet(shared_data / f"{split}.parquet")
+        parts = [frame[frame["label"] == label].sample(size // 2, random_state=0) for label in (0, 1)]
+        pd.concat(parts).to_parquet(folder / f"{split}.parquet")
+    return folder
+
+
+@pytest.mark.slow
+def test_quickstart_end_to_end_with_tiny_models(small_data, tiny_encoder, tiny_classifier, tmp_path, capsys):
+    out = tmp_path / "quick"
+    code = main(["quickstart", "--data", str(small_data), "--model", str(tiny_encoder),
+                 "--pretrained", str(tiny_classifier), "--output", str(out), "--max-train-samples", "40",
+                 "--max-eval-samples", "20", "--max-test-samples", "30", "--max-length", "32"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "40 train reviews, 20 validation reviews, max_length 32" in captured.err
+    assert "report ->" in captured.out
+
+    records = tracking.list_runs(out / "runs")
+    assert [r.stage for r in records] == ["baseline", "pretrained", "train"]
+    entries = [r.metric("test_n_test", "n_test") for r in records]
+    assert entries == [30, 30, 30]  # every stage scored on the same test reviews
+    ids = {tuple(pd.read_parquet(r.artifact("predictions.parquet"))["id"].sort_values()) for r in records}
+    assert len(ids) == 1
+    assert all(r.tags["quickstart"] == records[0].tags["quickstart"] for r in records)
+
+    report = (out / "report" / "report.md").read_text()
+    for title in ("Baseline (bag of words)", "Pretrained classifier", "Fine-tuned"):
+        assert title in report
+    for picture in ("confusion_matrix.png", "roc_curves.png", "accuracy_vs_time.png"):
+        assert (out / "report" / picture).is_file()
+    assert (out / "fine-tuned" / "train_config.toml").is_file()
+    assert (out / "baseline" / "model" / "model.skops").is_file()
+    marker = json.loads((out / "quickstart.json").read_text())
+    assert marker["status"] == "done" and set(marker["seconds"]) == {"baseline", "pretrained", "fine-tune"}
