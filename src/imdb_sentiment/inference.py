@@ -1,120 +1,681 @@
-"""Fast batched prediction with a fine-tuned sentiment classifier.
+"""Fast, safe batched prediction with a fine-tuned sentiment classifier.
 
-Texts are tokenized once, sorted by length so each batch pads little, run under
-``torch.inference_mode`` and returned in input order.
+Texts are tokenized once without any cut; each review is then cut (``head``, ``head-tail``) or
+split into overlapping windows (``chunks``) by a recorded strategy, so a long review is never
+an error and never silently shortened. Windows are sorted by length so each batch pads little,
+and results come back in input order.
+
+Two back ends share that path: PyTorch (fp32, bf16 autocast where the hardware has bf16 units,
+int8 dynamic quantization) and ONNX Runtime for folders written by ``imdb-sentiment export``.
+The ONNX path needs neither torch nor transformers, so it also starts fast.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from .modeling import ID2LABEL, check_max_length, encode, label_order, load_classifier
+from . import __version__
+from .errors import UserError
+from .modeling import ID2LABEL, head_budget, is_local, label_order, max_model_length, truncate_ids
 
 if TYPE_CHECKING:
-    import torch
+    import pandas as pd
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+TRUNCATIONS = ("head-tail", "head", "chunks")
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+DEFAULT_TRUNCATION = "head-tail"
+DEFAULT_MAX_LENGTH = 512
+DEFAULT_CHUNK_OVERLAP = 128
+DEFAULT_BATCH_SIZE = 32
+ONNX_META = "onnx_export.json"
+"""Written by the exporter next to ``model.onnx``; its presence marks an ONNX model folder."""
+
+Progress = Callable[[int], Any]
+
+
+# --------------------------------------------------------------------------- tokenization
+
+
+class TextEncoder:
+    """The few tokenizer facts prediction needs: bare ids, the special tokens, pad id, limit.
+
+    Built from a ``transformers`` tokenizer (PyTorch models) or straight from ``tokenizer.json``
+    with the ``tokenizers`` library (ONNX folders), which avoids importing transformers.
+    """
+
+    def __init__(self, bare_ids: Callable[[list[str]], list[list[int]]], prefix: Sequence[int],
+                 suffix: Sequence[int], pad_id: int, model_max_length: int | None) -> None:
+        self.bare_ids = bare_ids
+        self.prefix = list(prefix)
+        self.suffix = list(suffix)
+        self.pad_id = pad_id
+        self.model_max_length = model_max_length
+
+    @classmethod
+    def from_transformers(cls, tokenizer: PreTrainedTokenizerBase) -> TextEncoder:
+        from .modeling import special_tokens
+
+        # Whole reviews are tokenized on purpose and cut later; mute the "longer than max" warning.
+        warned = getattr(tokenizer, "deprecation_warnings", None)
+        if isinstance(warned, dict):
+            warned["sequence-length-is-longer-than-the-specified-maximum"] = True
+
+        def bare_ids(texts: list[str]) -> list[list[int]]:
+            return tokenizer(texts, add_special_tokens=False, truncation=False,
+                             return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+
+        specials = special_tokens(tokenizer)
+        return cls(bare_ids, specials.prefix, specials.suffix, tokenizer.pad_token_id or 0,
+                   getattr(tokenizer, "model_max_length", None))
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> TextEncoder:
+        """Read ``tokenizer.json`` (+ ``tokenizer_config.json``) without transformers."""
+        from tokenizers import Tokenizer
+
+        if not (folder / "tokenizer.json").is_file():  # an older tokenizer format: let transformers read it
+            from .modeling import load_tokenizer
+
+            return cls.from_transformers(load_tokenizer(folder))
+        try:
+            tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        except Exception as error:  # the Rust library raises plain Exceptions
+            raise UserError(f"cannot read {folder / 'tokenizer.json'}: {error}") from error
+        tokenizer.no_padding()  # saved files may carry a fixed padding/truncation: we do our own
+        tokenizer.no_truncation()
+        settings = _read_json(folder / "tokenizer_config.json") or {}
+
+        def bare_ids(texts: list[str]) -> list[list[int]]:
+            return [item.ids for item in tokenizer.encode_batch(texts, add_special_tokens=False)]
+
+        probe_bare = tokenizer.encode("movie", add_special_tokens=False).ids
+        probe_full = tokenizer.encode("movie").ids
+        start = _find(probe_full, probe_bare)
+        pad_token = settings.get("pad_token") or "[PAD]"
+        if isinstance(pad_token, dict):  # saved as an AddedToken
+            pad_token = pad_token.get("content", "[PAD]")
+        pad = tokenizer.token_to_id(str(pad_token))
+        limit = settings.get("model_max_length")
+        return cls(bare_ids, probe_full[:start], probe_full[start + len(probe_bare):], pad or 0,
+                   int(limit) if isinstance(limit, int | float) else None)
+
+    @property
+    def special_count(self) -> int:
+        return len(self.prefix) + len(self.suffix)
+
+
+def _find(full: list[int], part: list[int]) -> int:
+    for start in range(len(full) - len(part) + 1):
+        if full[start : start + len(part)] == part:
+            return start
+    raise UserError("cannot find where this tokenizer places its special tokens")
+
+
+# --------------------------------------------------------------------------- long reviews
+
+
+def chunk_spans(n_tokens: int, window: int, overlap: int) -> list[tuple[int, int]]:
+    """``[start, end)`` token spans of width ``window`` that cover ``n_tokens`` tokens.
+
+    Consecutive windows share exactly ``overlap`` tokens; the last one may be shorter.
+    """
+    if not 0 <= overlap < window:
+        raise UserError(f"chunk overlap must be in [0, {window}), got {overlap}")
+    if n_tokens <= window:
+        return [(0, n_tokens)]
+    step = window - overlap
+    spans = []
+    start = 0
+    while True:
+        end = min(start + window, n_tokens)
+        spans.append((start, end))
+        if end == n_tokens:
+            return spans
+        start += step
 
 
 @dataclass
-class Prediction:
-    label: str
-    score: float
+class Windows:
+    """Model inputs for a list of texts: one or more windows per text."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "score": self.score}
+    input_ids: list[list[int]]
+    owners: np.ndarray
+    """Index of the text each window belongs to."""
+    tokens: np.ndarray
+    """Text tokens (specials excluded) per text, before any cut."""
+    truncated: np.ndarray
+    """Per text: True when tokens were dropped (never with ``chunks``)."""
+
+
+def make_windows(encoder: TextEncoder, texts: list[str], max_length: int, truncation: str,
+                 head_tokens: int | None, overlap: int) -> Windows:
+    """Tokenize ``texts`` and cut (``head``, ``head-tail``) or split (``chunks``) each one."""
+    budget = max_length - encoder.special_count
+    bare = encoder.bare_ids(texts) if texts else []  # some tokenizers fail on an empty batch
+    input_ids: list[list[int]] = []
+    owners: list[int] = []
+    for index, ids in enumerate(bare):
+        if truncation == "chunks":
+            pieces = [ids[start:end] for start, end in chunk_spans(len(ids), budget, overlap)]
+        else:
+            pieces = [truncate_ids(ids, budget, truncation, head_tokens)]
+        for piece in pieces:
+            input_ids.append(encoder.prefix + piece + encoder.suffix)
+            owners.append(index)
+    tokens = np.array([len(ids) for ids in bare], dtype=np.int64)
+    truncated = tokens > budget if truncation != "chunks" else np.zeros(len(bare), dtype=bool)
+    return Windows(input_ids, np.array(owners, dtype=np.int64), tokens, truncated)
+
+
+# --------------------------------------------------------------------------- back ends
+
+
+class Backend(Protocol):
+    """Runs the network: padded int64 inputs in, float32 logits ``[rows, labels]`` out."""
+
+    name: str
+    precision: str
+    input_names: list[str]
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray: ...
+
+
+class TorchBackend:
+    """A ``transformers`` model under ``inference_mode``; bf16 autocast or int8 Linear layers."""
+
+    name = "torch"
+
+    def __init__(self, model: PreTrainedModel, device: str, precision: str,
+                 input_names: Sequence[str]) -> None:
+        import torch
+
+        model.eval()
+        if precision == "int8":
+            if device != "cpu":
+                raise UserError("int8 precision runs on the CPU only; use --device cpu or --precision auto")
+            import warnings
+
+            with warnings.catch_warnings():  # torch notes that quantized tensors will move to torchao
+                warnings.simplefilter("ignore")
+                # Dynamic quantization: int8 weights, activations quantized per batch on the fly.
+                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        self.model = model.to(device)
+        self.device = device
+        self.precision = precision
+        self.input_names = [name for name in input_names
+                            if name in ("input_ids", "attention_mask", "token_type_ids")]
+        self._torch = torch
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        torch = self._torch
+        inputs = {key: torch.from_numpy(value).to(self.device) for key, value in batch.items()}
+        with torch.inference_mode(), self._autocast():
+            logits = self.model(**inputs).logits
+        return logits.float().cpu().numpy()
+
+    def _autocast(self) -> Any:
+        import contextlib
+
+        if self.precision != "bf16":
+            return contextlib.nullcontext()
+        device_type = "cuda" if self.device.startswith("cuda") else "cpu"
+        return self._torch.autocast(device_type=device_type, dtype=self._torch.bfloat16)
+
+
+class OnnxBackend:
+    """An ONNX Runtime session over ``model.onnx`` from ``imdb-sentiment export``."""
+
+    name = "onnx"
+
+    def __init__(self, path: Path, device: str, precision: str) -> None:
+        import onnxruntime as ort
+
+        providers = ["CPUExecutionProvider"]
+        if device.startswith("cuda"):
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise UserError("this ONNX Runtime build has no CUDA support; use --device cpu")
+            providers.insert(0, "CUDAExecutionProvider")
+        elif device != "cpu":
+            raise UserError(f"ONNX models run on cpu or cuda, not {device!r}")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # warnings about unused initializers are noise here
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as error:  # ORT raises its own exception types
+            raise UserError(f"cannot load ONNX model {path}: {str(error).splitlines()[0]}") from error
+        self.device = device
+        self.precision = precision
+        self.input_names = [item.name for item in self.session.get_inputs()]
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        feed = {name: batch[name] for name in self.input_names}
+        return np.asarray(self.session.run(None, feed)[0], dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- classifier
+
+
+@dataclass
+class Details:
+    """Per-text results of :meth:`SentimentClassifier.predict_details`."""
+
+    probabilities: np.ndarray
+    """``[p(negative), p(positive)]`` per text."""
+    tokens: np.ndarray
+    truncated: np.ndarray
+    windows: np.ndarray
+    """Model windows per text (more than one only with ``chunks``)."""
 
 
 class SentimentClassifier:
     """A loaded classifier: ``predict`` gives labels, ``predict_proba`` class probabilities."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, device: str = "cpu", precision: str = "fp32",
-                 max_length: int = 512, truncation: str = "head-tail", head_tokens: int = 128,
-                 batch_size: int = 32, name: str = "") -> None:
-        self.model = model
+    def __init__(self, backend: Backend, encoder: TextEncoder, model_config: Any, *,
+                 max_length: int | None = None, truncation: str = DEFAULT_TRUNCATION,
+                 head_tokens: int | None = None, chunk_overlap: int | None = None,
+                 cleaning: str = "basic", batch_size: int = DEFAULT_BATCH_SIZE, name: str = "",
+                 tokenizer: Any = None) -> None:
+        from .data import CLEANINGS
+
+        self.backend = backend
+        self.encoder = encoder
         self.tokenizer = tokenizer
-        self.device = device
-        self.precision = precision
-        self.max_length = check_max_length(max_length, model.config, tokenizer)
-        self.truncation = truncation
-        self.head_tokens = head_tokens
-        self.batch_size = batch_size
         self.name = name
-        self._order = label_order(model.config)
-        self.model.eval()
+        self._order = label_order(model_config)
+        limit = max_model_length(model_config, encoder)
+        self.max_length = _check_length(min(DEFAULT_MAX_LENGTH, limit) if max_length is None
+                                        else max_length, limit, encoder)
+        if truncation not in TRUNCATIONS:
+            raise UserError(f"truncation must be one of {', '.join(TRUNCATIONS)}, not {truncation!r}")
+        budget = self.max_length - encoder.special_count
+        if head_tokens is not None and not 0 <= head_tokens <= budget:
+            raise UserError(f"head tokens must be in [0, {budget}], got {head_tokens}")
+        if chunk_overlap is None:  # a quarter of the window at most, so short windows still advance
+            chunk_overlap = min(DEFAULT_CHUNK_OVERLAP, budget // 4)
+        if not 0 <= chunk_overlap < budget:
+            raise UserError(f"chunk overlap must be in [0, {budget}), got {chunk_overlap}")
+        if batch_size <= 0:
+            raise UserError(f"batch size must be positive, got {batch_size}")
+        if cleaning not in CLEANINGS:
+            raise UserError(f"cleaning must be one of {', '.join(CLEANINGS)}, not {cleaning!r}")
+        self.truncation = truncation
+        self.head_tokens = head_budget(budget, head_tokens)
+        self.chunk_overlap = chunk_overlap
+        self.cleaning = cleaning
+        self.batch_size = batch_size
+
+    @property
+    def model(self) -> Any:
+        """The underlying ``transformers`` model (PyTorch back end) or ONNX Runtime session."""
+        if isinstance(self.backend, TorchBackend):
+            return self.backend.model
+        return getattr(self.backend, "session", None)
+
+    @property
+    def precision(self) -> str:
+        return self.backend.precision
+
+    @property
+    def device(self) -> str:
+        return getattr(self.backend, "device", "cpu")
 
     @classmethod
     def load(cls, id_or_path: str | os.PathLike[str], *, device: str | None = None,
-             precision: str = "auto", trust_remote_code: bool = False, **options: Any
-             ) -> SentimentClassifier:
-        from .modeling import default_device, resolve_precision
+             precision: str = "auto", max_length: int | None = None, truncation: str | None = None,
+             head_tokens: int | None = None, chunk_overlap: int | None = None,
+             batch_size: int | None = None, trust_remote_code: bool = False) -> SentimentClassifier:
+        """Load a fine-tuned model folder, a Hub id, or a folder from ``imdb-sentiment export``.
+
+        ``precision``: ``auto`` (bf16 on GPUs and CPUs with bf16 units, else fp32), ``fp32``,
+        ``bf16`` or ``int8`` (dynamic quantization, CPU). Unset options fall back to what the
+        model was trained with (its ``train_config.toml``: length, truncation, cleaning), then
+        to the defaults, so predictions see reviews the way training did.
+        """
+        if precision not in PRECISIONS:
+            raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        folder = Path(str(id_or_path)).expanduser()
+        if not folder.exists() and is_local(id_or_path):  # before any slow import
+            raise UserError(f"model path not found: {id_or_path}")
+        trained = trained_settings(folder) if folder.is_dir() else {}
+        given = {"max_length": max_length, "truncation": truncation, "head_tokens": head_tokens,
+                 "chunk_overlap": chunk_overlap, "batch_size": batch_size}
+        options = {**trained, **{key: value for key, value in given.items() if value is not None}}
+        if (folder / ONNX_META).is_file():
+            return cls._load_onnx(folder, device or "cpu", precision, options)
+        return cls._load_torch(id_or_path, device, precision, trust_remote_code, options)
+
+    @classmethod
+    def _load_torch(cls, id_or_path: str | os.PathLike[str], device: str | None, precision: str,
+                    trust_remote_code: bool, options: dict[str, Any]) -> SentimentClassifier:
+        from .modeling import default_device, load_classifier, resolve_precision
 
         device = device or default_device()
-        precision = resolve_precision(precision, device)
+        _check_device(device)
+        if precision != "int8":
+            precision = resolve_precision(precision, device)
         model, tokenizer = load_classifier(id_or_path, trust_remote_code=trust_remote_code)
-        model.to(device)
-        return cls(model, tokenizer, device=device, precision=precision, name=str(id_or_path), **options)
+        backend = TorchBackend(model, device, precision, tokenizer.model_input_names)
+        encoder = TextEncoder.from_transformers(tokenizer)
+        return cls(backend, encoder, model.config, name=str(id_or_path), tokenizer=tokenizer, **options)
+
+    @classmethod
+    def _load_onnx(cls, folder: Path, device: str, precision: str,
+                   options: dict[str, Any]) -> SentimentClassifier:
+        meta = _read_json(folder / ONNX_META) or {}
+        exported = str(meta.get("precision", "fp32"))
+        if precision not in ("auto", exported):
+            raise UserError(f"{folder} is an ONNX export with {exported} weights; "
+                            f"--precision {precision} does not apply (re-export to change it)")
+        config = _read_json(folder / "config.json")
+        if config is None:
+            raise UserError(f"{folder} is not a model folder (no config.json)")
+        backend = OnnxBackend(folder / str(meta.get("file", "model.onnx")), device, exported)
+        return cls(backend, TextEncoder.from_folder(folder), SimpleNamespace(**config),
+                   name=str(meta.get("source") or folder), **options)
 
     # ------------------------------------------------------------------ public API
 
-    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None,
-                      progress: Any = None) -> np.ndarray:
-        """Probabilities ``[p(negative), p(positive)]`` per text, in input order."""
-        texts = list(texts)
-        if not texts:
-            return np.zeros((0, 2), dtype=np.float32)
-        encoded = encode(self.tokenizer, texts, self.max_length, self.truncation, self.head_tokens)
-        return self._run(encoded, batch_size or self.batch_size, progress)
+    def info(self) -> dict[str, Any]:
+        """What produces the predictions, including how long reviews are handled."""
+        return {
+            "model": self.name,
+            "backend": self.backend.name,
+            "device": self.device,
+            "precision": self.precision,
+            "labels": [ID2LABEL[0], ID2LABEL[1]],
+            "max_length": self.max_length,
+            "truncation": self.truncation,
+            "head_tokens": self.head_tokens if self.truncation == "head-tail" else None,
+            "tail_tokens": self.max_length - self.encoder.special_count - self.head_tokens
+            if self.truncation == "head-tail" else None,
+            "chunk_overlap": self.chunk_overlap if self.truncation == "chunks" else None,
+            "cleaning": self.cleaning,
+            "batch_size": self.batch_size,
+            "version": __version__,
+        }
 
-    def predict(self, texts: Sequence[str], batch_size: int | None = None) -> list[dict[str, Any]]:
+    def predict_proba(self, texts: Sequence[str], batch_size: int | None = None,
+                      progress: Progress | None = None) -> np.ndarray:
+        """Probabilities ``[p(negative), p(positive)]`` per text, in input order."""
+        return self.predict_details(texts, batch_size, progress).probabilities
+
+    def predict(self, texts: Sequence[str], batch_size: int | None = None,
+                progress: Progress | None = None) -> list[dict[str, Any]]:
         """``[{"label": "POSITIVE"|"NEGATIVE", "score": probability of that label}, ...]``."""
-        probabilities = self.predict_proba(texts, batch_size)
-        winners = probabilities.argmax(axis=1)
-        return [
-            Prediction(ID2LABEL[int(k)], float(p[k])).to_dict()
-            for k, p in zip(winners, probabilities, strict=True)
-        ]
+        return to_predictions(self.predict_proba(texts, batch_size, progress))
+
+    def predict_details(self, texts: Sequence[str], batch_size: int | None = None,
+                        progress: Progress | None = None) -> Details:
+        """Probabilities plus, per text, its token count, whether it was cut and its windows."""
+        from .data import clean_text
+
+        texts = [clean_text(text, self.cleaning) for text in _check_texts(texts)]
+        windows = make_windows(self.encoder, texts, self.max_length, self.truncation,
+                               self.head_tokens, self.chunk_overlap)
+        logits = self._run(windows, batch_size or self.batch_size, progress)
+        counts = np.bincount(windows.owners, minlength=len(texts))
+        summed = np.zeros((len(texts), logits.shape[1]), dtype=np.float64)
+        np.add.at(summed, windows.owners, logits)  # chunks: average the windows' logits
+        mean = summed / np.maximum(counts, 1)[:, None]
+        return Details(_softmax(mean)[:, self._order].astype(np.float32), windows.tokens,
+                       windows.truncated, counts)
 
     # ------------------------------------------------------------------ internals
 
-    def _run(self, encoded: dict[str, list[list[int]]], batch_size: int, progress: Any) -> np.ndarray:
-        import torch
-
-        lengths = np.array([len(ids) for ids in encoded["input_ids"]])
+    def _run(self, windows: Windows, batch_size: int, progress: Progress | None) -> np.ndarray:
+        lengths = np.array([len(ids) for ids in windows.input_ids], dtype=np.int64)
         order = np.argsort(-lengths, kind="stable")  # longest first: memory errors show up at once
-        out = np.empty((len(lengths), 2), dtype=np.float32)
-        with torch.inference_mode(), self._autocast():
-            for start in range(0, len(order), batch_size):
-                rows = order[start : start + batch_size]
-                logits = self.model(**self._batch(encoded, rows)).logits.float()
-                out[rows] = torch.softmax(logits, dim=-1)[:, self._order].cpu().numpy()
-                if progress is not None:
-                    progress(len(rows))
+        out = np.empty((len(lengths), len(self._order)), dtype=np.float32)
+        # Progress counts reviews: a window is 1/(its review's window count) of a review.
+        share = 1.0 / np.bincount(windows.owners)[windows.owners] if len(lengths) else np.zeros(0)
+        done = 0.0
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            out[rows] = self.backend(self._batch(windows.input_ids, rows, int(lengths[rows].max())))
+            if progress is not None:
+                before, done = done, done + float(share[rows].sum())
+                progress(round(done) - round(before))
         return out
 
-    def _batch(self, encoded: dict[str, list[list[int]]], rows: np.ndarray) -> dict[str, torch.Tensor]:
-        import torch
-
-        width = max(len(encoded["input_ids"][i]) for i in rows)
-        pad_id = self.tokenizer.pad_token_id or 0
-        batch = {}
-        for key, values in encoded.items():
-            fill = pad_id if key == "input_ids" else 0
-            matrix = np.full((len(rows), width), fill, dtype=np.int64)
-            for r, i in enumerate(rows):
-                matrix[r, : len(values[i])] = values[i]
-            batch[key] = torch.from_numpy(matrix).to(self.device)
+    def _batch(self, input_ids: list[list[int]], rows: np.ndarray, width: int) -> dict[str, np.ndarray]:
+        ids = np.full((len(rows), width), self.encoder.pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for r, i in enumerate(rows):
+            ids[r, : len(input_ids[i])] = input_ids[i]
+            mask[r, : len(input_ids[i])] = 1
+        batch = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self.backend.input_names:
+            batch["token_type_ids"] = np.zeros_like(ids)
         return batch
 
-    def _autocast(self):
-        import contextlib
 
-        import torch
+def to_predictions(probabilities: np.ndarray) -> list[dict[str, Any]]:
+    """Label and score (the probability of that label) per row of class probabilities."""
+    winners = probabilities.argmax(axis=1)
+    return [{"label": ID2LABEL[int(k)], "score": float(p[k])}
+            for k, p in zip(winners, probabilities, strict=True)]
 
-        if self.precision != "bf16":
-            return contextlib.nullcontext()
-        device_type = "cuda" if self.device.startswith("cuda") else "cpu"
-        return torch.autocast(device_type=device_type, dtype=torch.bfloat16)
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise UserError("pass a list of texts, not a single string")
+    texts = list(texts)
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise UserError(f"text {index} is not a string ({type(text).__name__})")
+    return texts
+
+
+def _check_length(max_length: int, limit: int, encoder: TextEncoder) -> int:
+    if max_length > limit:
+        raise UserError(f"--max-length {max_length} is beyond this model's {limit} positions")
+    if max_length <= encoder.special_count:
+        raise UserError(f"--max-length {max_length} leaves no room for text")
+    return max_length
+
+
+def _check_device(device: str) -> None:
+    if device == "cpu":
+        return
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {device!r} requested but no CUDA GPU is available; use --device cpu")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise UserError("device 'mps' requested but Apple MPS is not available; use --device cpu")
+    if not device.startswith(("cuda", "mps")):
+        raise UserError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps")
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot read {path}: {error}") from error
+    return data if isinstance(data, dict) else None
+
+
+def trained_settings(folder: Path) -> dict[str, Any]:
+    """Input settings a model was fine-tuned with (its ``train_config.toml``), if recorded."""
+    from .config import train_config_from_file
+
+    file = folder / "train_config.toml"
+    if not file.is_file():
+        return {}
+    config, run = train_config_from_file(file)
+    found: dict[str, Any] = {"max_length": config.max_length, "truncation": config.truncation,
+                             "head_tokens": config.head_tokens}
+    if run.get("cleaning"):
+        found["cleaning"] = str(run["cleaning"])
+    return {key: value for key, value in found.items() if value is not None}
+
+
+# --------------------------------------------------------------------------- files
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
+TEXT_SUFFIXES = (".txt", ".text")
+OUTPUT_COLUMNS = ("label", "score", "truncated", "error")
+
+
+@dataclass
+class FileSummary:
+    rows: int
+    scored: int
+    bad_rows: int
+    seconds: float
+    columns: list[str]
+    """Names of the added columns (``predicted_`` prefixed when the input already had them)."""
+
+
+def read_reviews(path: Path, text_column: str = "text") -> pd.DataFrame:
+    """A table (CSV/TSV/JSONL/JSON/parquet) or plain text, one review per line, as a frame."""
+    import pandas as pd
+
+    from .data import read_table
+
+    if not path.is_file():
+        raise UserError(f"input file not found: {path}")
+    if path.suffix.lower() in TEXT_SUFFIXES:
+        return pd.DataFrame({text_column: read_lines(path.read_bytes(), str(path))})
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        raise UserError(f"unsupported input type {path.suffix or '(none)'} for {path}; "
+                        f"use one of {', '.join(TABLE_SUFFIXES + TEXT_SUFFIXES)}")
+    return read_table(path, text_column, label_column=None)
+
+
+def read_lines(raw: bytes, where: str) -> list[str]:
+    """One review per line (blank lines are kept as rows so row numbers match line numbers)."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise UserError(f"{where} is not valid UTF-8 (bad byte at offset {error.start})") from error
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
+def row_problem(value: object) -> str | None:
+    """Why a cell cannot be scored (``None`` when it can): missing, not text, or empty."""
+    if isinstance(value, str):
+        return None if value.strip() else "empty text"
+    if value is None or (isinstance(value, float) and np.isnan(value)) or type(value).__name__ == "NAType":
+        return "missing text"
+    return f"not text ({type(value).__name__})"
+
+
+def predict_frame(classifier: SentimentClassifier, frame: pd.DataFrame, text_column: str = "text", *,
+                  batch_size: int | None = None, progress: Progress | None = None
+                  ) -> tuple[pd.DataFrame, list[str]]:
+    """``frame`` plus label, score, truncated and error columns; bad rows get only an error.
+
+    Returns the new frame and the names of the added columns.
+    """
+    names = _output_names(frame.columns)
+    problems = [row_problem(value) for value in frame[text_column].tolist()]
+    good = [i for i, problem in enumerate(problems) if problem is None]
+    if progress is not None and len(good) < len(frame):
+        progress(len(frame) - len(good))  # bad rows are done at once
+    details = classifier.predict_details([frame[text_column].iat[i] for i in good], batch_size, progress)
+    labels: list[str | None] = [None] * len(frame)
+    scores = np.full(len(frame), np.nan)
+    truncated: list[bool | None] = [None] * len(frame)
+    for slot, (i, item) in enumerate(zip(good, to_predictions(details.probabilities), strict=True)):
+        labels[i], scores[i], truncated[i] = item["label"], item["score"], bool(details.truncated[slot])
+    out = frame.copy()
+    for name, values in zip(names, (labels, scores, truncated, problems), strict=True):
+        out[name] = values
+    return out, names
+
+
+def _output_names(columns: Sequence[object]) -> list[str]:
+    taken = {str(column) for column in columns}
+    if taken.isdisjoint(OUTPUT_COLUMNS):
+        return list(OUTPUT_COLUMNS)
+    return [f"predicted_{name}" for name in OUTPUT_COLUMNS]
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> None:
+    """Write ``frame`` atomically in the format named by ``path``'s suffix."""
+    from .artifacts import atomic_write_bytes
+
+    atomic_write_bytes(path, _table_bytes(frame, path.suffix.lower()))
+
+
+def _table_bytes(frame: pd.DataFrame, suffix: str) -> bytes:
+    import io
+
+    if suffix in (".csv", ".tsv"):
+        return frame.to_csv(index=False, sep="\t" if suffix == ".tsv" else ",").encode("utf-8")
+    if suffix == ".jsonl":
+        return frame.to_json(orient="records", lines=True, force_ascii=False).encode("utf-8")
+    if suffix == ".json":
+        return frame.to_json(orient="records", force_ascii=False, indent=1).encode("utf-8")
+    buffer = io.BytesIO()
+    try:
+        frame.to_parquet(buffer, index=False)
+    except Exception:  # pyarrow refuses columns mixing types (e.g. a number among texts)
+        buffer = io.BytesIO()
+        _mixed_as_text(frame).to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def _mixed_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object:
+            out[column] = [None if value is None else str(value) for value in out[column]]
+    return out
+
+
+def check_output_file(path: Path, input_path: Path | None, overwrite: bool) -> Path:
+    """Refuse an unknown format, the input file itself, or an existing file without ``overwrite``."""
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        raise UserError(f"unsupported output type {path.suffix or '(none)'} for {path}; "
+                        f"use one of {', '.join(TABLE_SUFFIXES)}")
+    if input_path is not None and path.resolve() == input_path.resolve():
+        raise UserError("--output must differ from --input; the input file is never modified")
+    if path.is_dir():
+        raise UserError(f"output path {path} is a folder; give a file name")
+    if path.exists() and not overwrite:
+        raise UserError(f"output file {path} exists; pass --overwrite to replace it")
+    return path
+
+
+def predict_file(classifier: SentimentClassifier, input_path: Path, output_path: Path, *,
+                 text_column: str = "text", batch_size: int | None = None, overwrite: bool = False,
+                 progress: Progress | None = None, on_rows: Progress | None = None) -> FileSummary:
+    """Score every row of ``input_path`` into ``output_path`` (atomically); bad rows are marked.
+
+    ``on_rows`` hears the row count once the file is read (e.g. to size a progress bar).
+    """
+    import time
+
+    check_output_file(output_path, input_path, overwrite)
+    frame = read_reviews(input_path, text_column)
+    if on_rows is not None:
+        on_rows(len(frame))
+    started = time.perf_counter()
+    scored, names = predict_frame(classifier, frame, text_column, batch_size=batch_size, progress=progress)
+    seconds = time.perf_counter() - started
+    write_table(scored, output_path)
+    bad = int(scored[names[3]].notna().sum())
+    return FileSummary(len(frame), len(frame) - bad, bad, seconds, names)

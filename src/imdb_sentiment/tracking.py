@@ -199,7 +199,7 @@ def log_run(
         return _record(folder, stage, model, dict(params or {}), dict(metrics or {}), duration,
                        list(artifacts), dict(tags or {}), list(history), status)
     except Exception as error:  # tracking must never break the command that produced the result
-        reason = (f"{error.name} is not installed (pip install 'imdb-sentiment[tune]'; --runs-dir none "
+        reason = (f"{error.name} is not installed (reinstall imdb-sentiment; --runs-dir none "
                   "skips recording)" if isinstance(error, ModuleNotFoundError) else _first_line(error))
         message = f"run not recorded in {folder}: {reason}"
         if strict:
