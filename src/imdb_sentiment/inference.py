@@ -32,10 +32,13 @@ if TYPE_CHECKING:
 
 TRUNCATIONS = ("head-tail", "head", "chunks")
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
+BACKENDS = ("torch", "onnx", "auto")
 DEFAULT_TRUNCATION = "head-tail"
 DEFAULT_MAX_LENGTH = 512
 DEFAULT_CHUNK_OVERLAP = 128
 DEFAULT_BATCH_SIZE = 32
+DEFAULT_CPU_BATCH_TOKENS = 1024
+"""Padded tokens per batch on CPUs: e.g. 2 inputs of 512 tokens or 8 of 128."""
 ONNX_META = "onnx_export.json"
 """Written by the exporter next to ``model.onnx``; its presence marks an ONNX model folder."""
 
@@ -283,8 +286,8 @@ class SentimentClassifier:
     def __init__(self, backend: Backend, encoder: TextEncoder, model_config: Any, *,
                  max_length: int | None = None, truncation: str = DEFAULT_TRUNCATION,
                  head_tokens: int | None = None, chunk_overlap: int | None = None,
-                 cleaning: str = "basic", batch_size: int = DEFAULT_BATCH_SIZE, name: str = "",
-                 tokenizer: Any = None) -> None:
+                 cleaning: str = "basic", batch_size: int = DEFAULT_BATCH_SIZE,
+                 max_batch_tokens: int | str | None = "auto", name: str = "", tokenizer: Any = None) -> None:
         from .data import CLEANINGS
 
         self.backend = backend
@@ -313,6 +316,7 @@ class SentimentClassifier:
         self.chunk_overlap = chunk_overlap
         self.cleaning = cleaning
         self.batch_size = batch_size
+        self.max_batch_tokens = _batch_tokens(max_batch_tokens, getattr(backend, "device", "cpu"))
 
     @property
     def model(self) -> Any:
@@ -331,28 +335,53 @@ class SentimentClassifier:
 
     @classmethod
     def load(cls, id_or_path: str | os.PathLike[str], *, device: str | None = None,
-             precision: str = "auto", max_length: int | None = None, truncation: str | None = None,
-             head_tokens: int | None = None, chunk_overlap: int | None = None,
-             batch_size: int | None = None, trust_remote_code: bool = False) -> SentimentClassifier:
+             precision: str = "auto", backend: str = "torch", max_length: int | None = None,
+             truncation: str | None = None, head_tokens: int | None = None,
+             chunk_overlap: int | None = None, batch_size: int | None = None,
+             max_batch_tokens: int | str | None = "auto", trust_remote_code: bool = False
+             ) -> SentimentClassifier:
         """Load a fine-tuned model folder, a Hub id, or a folder from ``imdb-sentiment export``.
 
         ``precision``: ``auto`` (bf16 on GPUs and CPUs with bf16 units, else fp32), ``fp32``,
-        ``bf16`` or ``int8`` (dynamic quantization, CPU). Unset options fall back to what the
-        model was trained with (its ``train_config.toml``: length, truncation, cleaning), then
-        to the defaults, so predictions see reviews the way training did.
+        ``bf16`` or ``int8`` (CPU). ``backend``: ``torch``; ``onnx`` (ONNX Runtime on a cached
+        one-time export, int8 unless ``precision="fp32"``); or ``auto``: ONNX Runtime int8 on CPUs
+        without bf16 units (the fastest there, accuracy close to fp32: see benchmarks/), else torch.
+        A folder from ``imdb-sentiment export`` always runs on ONNX Runtime. Unset options fall
+        back to what the model was trained with (``train_config.toml``: length, truncation,
+        cleaning), then to the defaults, so predictions see reviews the way training did.
+        ``max_batch_tokens`` caps the padded tokens per batch (``auto``: 1,024 on CPUs, where a
+        few long inputs per batch run fastest; none on GPUs).
         """
         if precision not in PRECISIONS:
             raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        if backend not in BACKENDS:
+            raise UserError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         folder = Path(str(id_or_path)).expanduser()
         if not folder.exists() and is_local(id_or_path):  # before any slow import
             raise UserError(f"model path not found: {id_or_path}")
         trained = trained_settings(folder) if folder.is_dir() else {}
         given = {"max_length": max_length, "truncation": truncation, "head_tokens": head_tokens,
                  "chunk_overlap": chunk_overlap, "batch_size": batch_size}
-        options = {**trained, **{key: value for key, value in given.items() if value is not None}}
-        if (folder / ONNX_META).is_file():
+        options = {**trained, **{key: value for key, value in given.items() if value is not None},
+                   "max_batch_tokens": max_batch_tokens}
+        if (folder / ONNX_META).is_file():  # an export folder has no PyTorch weights
             return cls._load_onnx(folder, device or "cpu", precision, options)
+        if folder.is_dir() and _wants_onnx(backend, device, precision):
+            return cls._load_cached_onnx(folder, device, precision, trust_remote_code, options)
+        if backend == "onnx":
+            raise UserError("the onnx backend needs a local model folder or an export folder")
         return cls._load_torch(id_or_path, device, precision, trust_remote_code, options)
+
+    @classmethod
+    def _load_cached_onnx(cls, folder: Path, device: str | None, precision: str, trust_remote_code: bool,
+                          options: dict[str, Any]) -> SentimentClassifier:
+        from .exporters.onnx import cached_export
+
+        export, _ = cached_export(folder, None if precision == "fp32" else "int8",
+                                  trust_remote_code=trust_remote_code)
+        loaded = cls._load_onnx(export, device or "cpu", "auto", options)
+        loaded.name = str(folder)
+        return loaded
 
     @classmethod
     def _load_torch(cls, id_or_path: str | os.PathLike[str], device: str | None, precision: str,
@@ -401,6 +430,7 @@ class SentimentClassifier:
             "chunk_overlap": self.chunk_overlap if self.truncation == "chunks" else None,
             "cleaning": self.cleaning,
             "batch_size": self.batch_size,
+            "max_batch_tokens": self.max_batch_tokens,
             "version": __version__,
         }
 
@@ -439,8 +469,8 @@ class SentimentClassifier:
         # Progress counts reviews: a window is 1/(its review's window count) of a review.
         share = 1.0 / np.bincount(windows.owners)[windows.owners] if len(lengths) else np.zeros(0)
         done = 0.0
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
+        for part in batch_slices(lengths[order], batch_size, self.max_batch_tokens):
+            rows = order[part]
             out[rows] = self.backend(self._batch(windows.input_ids, rows, int(lengths[rows].max())))
             if progress is not None:
                 before, done = done, done + float(share[rows].sum())
@@ -457,6 +487,23 @@ class SentimentClassifier:
         if "token_type_ids" in self.backend.input_names:
             batch["token_type_ids"] = np.zeros_like(ids)
         return batch
+
+
+def batch_slices(sorted_lengths: np.ndarray, batch_size: int, max_tokens: int | None) -> list[slice]:
+    """Consecutive batches over lengths sorted longest first: at most ``batch_size`` rows and,
+    with ``max_tokens``, at most that many padded tokens (a long input may still go alone).
+
+    On CPUs a few long inputs per batch run faster than many: the attention scores of a big
+    batch of 512-token inputs no longer fit in the caches.
+    """
+    slices = []
+    start, count = 0, len(sorted_lengths)
+    while start < count:
+        width = max(int(sorted_lengths[start]), 1)
+        rows = batch_size if max_tokens is None else max(1, min(batch_size, max_tokens // width))
+        slices.append(slice(start, min(start + rows, count)))
+        start += rows
+    return slices
 
 
 def to_predictions(probabilities: np.ndarray) -> list[dict[str, Any]]:
@@ -479,12 +526,52 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
     return texts
 
 
+def _batch_tokens(value: int | str | None, device: str) -> int | None:
+    """``auto``: a token budget on CPUs (measured fastest there), none on GPUs."""
+    if value == "auto":
+        return DEFAULT_CPU_BATCH_TOKENS if device == "cpu" else None
+    if value is not None and (not isinstance(value, int) or value <= 0):
+        raise UserError(f"max batch tokens must be positive, got {value}")
+    return value
+
+
 def _check_length(max_length: int, limit: int, encoder: TextEncoder) -> int:
     if max_length > limit:
         raise UserError(f"--max-length {max_length} is beyond this model's {limit} positions")
     if max_length <= encoder.special_count:
         raise UserError(f"--max-length {max_length} leaves no room for text")
     return max_length
+
+
+def _wants_onnx(backend: str, device: str | None, precision: str) -> bool:
+    """Whether to run a PyTorch model folder through a cached ONNX Runtime export."""
+    if backend == "onnx":
+        if precision == "bf16":
+            raise UserError("ONNX Runtime runs int8 or fp32 here; use --precision int8, fp32 or auto")
+        return True
+    if backend != "auto" or precision not in ("auto", "int8"):
+        return False
+    if device not in (None, "cpu") or (device is None and _may_have_accelerator()):
+        return False  # GPUs run PyTorch (bf16 where supported)
+    from .modeling import cpu_supports_bf16
+
+    if precision == "auto" and cpu_supports_bf16():
+        return False  # native bf16 matrix units: PyTorch bf16 autocast
+    try:
+        import importlib.util
+
+        return all(importlib.util.find_spec(name) for name in ("onnxruntime", "onnx"))
+    except (ImportError, ValueError):
+        return False
+
+
+def _may_have_accelerator() -> bool:
+    """A cheap look for a GPU (no torch import): NVIDIA driver files or an Apple-silicon Mac."""
+    import platform
+
+    if platform.system() == "Darwin" and platform.machine() == "arm64":
+        return True
+    return Path("/proc/driver/nvidia").exists() or Path("/dev/nvidia0").exists()
 
 
 def _check_device(device: str) -> None:

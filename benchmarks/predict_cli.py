@@ -1,0 +1,122 @@
+"""Whole-process wall time: ``imdb-sentiment predict --input`` against a plain pipeline script.
+
+Both read the same CSV of seeded, label-stratified IMDB test reviews and write a CSV with a
+label and a score per review; each is timed from process start to exit (imports, model load,
+prediction, writing). The plain script is what one would write with transformers alone:
+``pipeline(...)(texts, truncation=True, max_length=512)``. Runs alternate, so a noisy spell on
+a shared machine hits both; the median of ``--repeats`` runs is reported.
+
+    python benchmarks/predict_cli.py --model /tmp/minilm-ft [--onnx /tmp/minilm-ft-onnx-int8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("IMDB_SHARED", ROOT.parent / "shared"))
+RESULTS = ROOT / "benchmarks" / "results" / "predict_cli.json"
+
+PIPELINE_SCRIPT = '''
+import sys
+import pandas as pd
+from transformers import pipeline
+
+frame = pd.read_csv(sys.argv[2])
+classify = pipeline("text-classification", model=sys.argv[1], device="cpu")
+results = classify(frame["text"].tolist(), truncation=True, max_length=512)
+frame["label"] = [r["label"] for r in results]
+frame["score"] = [r["score"] for r in results]
+frame.to_csv(sys.argv[3], index=False)
+'''
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="Fine-tuned classifier folder.")
+    parser.add_argument("--onnx", help="An `imdb-sentiment export` folder of the same model (optional).")
+    parser.add_argument("--data", default=str(SHARED / "data" / "imdb" / "test.parquet"))
+    parser.add_argument("--samples", type=int, default=600)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--output", default=str(RESULTS))
+    return parser.parse_args()
+
+
+def timed(command: list[str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True,
+                          env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command[:3])} failed: {done.stderr.strip()[-800:]}")
+    return seconds
+
+
+def main() -> None:
+    args = parse_args()
+    import pandas as pd
+
+    from imdb_sentiment.artifacts import write_json
+    from imdb_sentiment.data import subsample
+
+    cli = str(Path(sys.executable).with_name("imdb-sentiment"))
+    with tempfile.TemporaryDirectory(prefix="predict-cli-") as work:
+        folder = Path(work)
+        source = folder / "reviews.csv"
+        frame = subsample(pd.read_parquet(args.data), args.samples, args.seed)
+        frame[["id", "text"]].to_csv(source, index=False)
+        script = folder / "pipeline_script.py"
+        script.write_text(PIPELINE_SCRIPT, encoding="utf-8")
+        commands = {
+            "pipeline script": [sys.executable, str(script), args.model, str(source), str(folder / "p.csv")],
+            "imdb-sentiment predict": [cli, "predict", "--model", args.model, "--input", str(source),
+                                       "--output", str(folder / "ours.csv"), "--overwrite", "--no-progress"],
+        }
+        if args.onnx:
+            commands["imdb-sentiment predict (onnx int8)"] = [
+                cli, "predict", "--model", args.onnx, "--input", str(source),
+                "--output", str(folder / "onnx.csv"), "--overwrite", "--no-progress"]
+        commands["start-up: predict one review"] = [cli, "predict", "--model", args.model, "A fine film."]
+        if args.onnx:
+            commands["start-up: predict one review (onnx)"] = [cli, "predict", "--model", args.onnx,
+                                                                "A fine film."]
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(args.repeats):
+            for name, command in commands.items():
+                times[name].append(timed(command))
+                print(f"{name}: {times[name][-1]:.1f} s", file=sys.stderr)
+        agreement = _agreement(folder / "p.csv", folder / "ours.csv")
+    base = statistics.median(times["pipeline script"])
+    rows = [{"command": name, "wall_seconds": round(statistics.median(values), 2),
+             "runs": [round(v, 2) for v in values],
+             "speed_ratio_to_pipeline_script": round(base / statistics.median(values), 2)}
+            for name, values in times.items()]
+    print(f"{'command':<40} {'wall s':>8} {'x faster':>9}")
+    for row in rows:
+        ratio = row["speed_ratio_to_pipeline_script"]
+        print(f"{row['command']:<40} {row['wall_seconds']:>8.1f} {ratio:>9.2f}")
+    write_json(args.output, {"benchmark": "predict_cli", "model": args.model, "onnx": args.onnx,
+                             "reviews": args.samples, "seed": args.seed, "cores": os.cpu_count(),
+                             "label_agreement_pipeline_vs_ours": agreement, "results": rows})
+    print(f"-> {args.output}", file=sys.stderr)
+
+
+def _agreement(pipeline_csv: Path, ours_csv: Path) -> float:
+    import pandas as pd
+
+    theirs = pd.read_csv(pipeline_csv)["label"].str.upper()
+    ours = pd.read_csv(ours_csv)["label"].str.upper()
+    return round(float((theirs == ours).mean()), 4)
+
+
+if __name__ == "__main__":
+    main()

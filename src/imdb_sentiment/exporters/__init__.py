@@ -1,0 +1,1 @@
+"""Exporters that turn a fine-tuned model folder into a faster-to-serve format."""

@@ -1,0 +1,113 @@
+"""The web page at ``/`` in a real headless browser against a live server with a tiny model."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from imdb_sentiment.inference import SentimentClassifier
+from imdb_sentiment.serving import create_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_classifier: Path) -> SentimentClassifier:
+    return SentimentClassifier.load(tiny_classifier, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def server(classifier: SentimentClassifier) -> Iterator[str]:
+    import uvicorn
+
+    port = _free_port()
+    config = uvicorn.Config(create_app(classifier, max_chars=300), host="127.0.0.1", port=port,
+                            log_level="warning")
+    running = uvicorn.Server(config)
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not running.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the test server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/"
+    running.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip("chromium and chromium-driver are not installed")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--no-first-run",
+                 "--window-size=1000,900", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+    shutil.rmtree(options.arguments[-1].split("=", 1)[1], ignore_errors=True)
+
+
+def _wait(browser, condition, timeout: float = 30):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, timeout).until(condition)
+
+
+def test_typing_a_review_shows_label_and_confidence(browser, server: str, classifier: SentimentClassifier,
+                                                    tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    review = "A warm, funny and beautifully acted film. I loved every minute of it."
+    browser.get(server)
+    _wait(browser, lambda b: "Model" in b.find_element(By.ID, "footer").text)
+    box = browser.find_element(By.ID, "review")
+    box.clear()
+    box.send_keys(review)
+    browser.find_element(By.ID, "analyze").click()
+    _wait(browser, lambda b: "shown" in b.find_element(By.ID, "result").get_attribute("class"))
+    expected = classifier.predict([review])[0]
+    shown = browser.find_element(By.ID, "label").text
+    assert shown == expected["label"].capitalize()
+    confidence = browser.find_element(By.ID, "confidence").text
+    assert confidence == f"{round(expected['score'] * 1000) / 10:.1f}% confidence"
+    bar = float(browser.find_element(By.ID, "bar").get_attribute("aria-valuenow"))
+    assert bar == pytest.approx(expected["score"] * 100, abs=0.1)
+    assert not browser.find_element(By.ID, "error").is_displayed()
+    screenshot = tmp_path / "page.png"
+    browser.save_screenshot(str(screenshot))
+    assert screenshot.stat().st_size > 10_000
+
+
+def test_the_page_reports_errors(browser, server: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(server)
+    _wait(browser, lambda b: "Model" in b.find_element(By.ID, "footer").text)
+    box = browser.find_element(By.ID, "review")
+    box.clear()
+    box.send_keys("x" * 301)  # over this server's 300-character limit
+    browser.find_element(By.ID, "analyze").click()
+    error = _wait(browser, lambda b: b.find_element(By.ID, "error").text or False)
+    assert "too long" in error and "300" in error
