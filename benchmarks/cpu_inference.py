@@ -175,7 +175,7 @@ def report(paths: dict, predictions: dict, seconds: dict, cpu_seconds: dict, lab
             "load_seconds": round(load_seconds, 2),
             "backend": info.get("backend", "transformers pipeline"), "precision": info.get("precision"),
             "truncation": info.get("truncation"), "max_length": info.get("max_length"),
-            "batch_size": info.get("batch_size"),
+            "batch_size": info.get("batch_size"), "max_batch_tokens": info.get("max_batch_tokens"),
         }
         if reference is not None:
             row["agreement_with_torch_fp32"] = round(float((predictions[name] == reference).mean()), 4)

@@ -40,7 +40,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--max-batch", type=int, default=64)
     parser.add_argument("--timeout", type=float, default=1200, help="Give up after this many seconds.")
-    parser.add_argument("--serve-args", nargs="*", default=[], help="Extra `serve` options.")
+    parser.add_argument("--max-length", type=int, default=512, help="`serve --max-length`.")
+    parser.add_argument("--backend", default="auto", help="`serve --backend`: auto, torch or onnx.")
     parser.add_argument("--output", default=str(RESULTS))
     return parser.parse_args()
 
@@ -54,7 +55,8 @@ def free_port() -> int:
 def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen:
     command = [str(Path(sys.executable).with_name("imdb-sentiment")), "serve", "--model", args.model,
                "--host", HOST, "--port", str(port), "--log-level", "warning",
-               "--max-wait-ms", str(args.max_wait_ms), "--max-batch", str(args.max_batch), *args.serve_args]
+               "--max-wait-ms", str(args.max_wait_ms), "--max-batch", str(args.max_batch),
+               "--max-length", str(args.max_length), "--backend", args.backend]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:

@@ -14,6 +14,7 @@ from imdb_sentiment.cli import main
 from imdb_sentiment.errors import UserError
 from imdb_sentiment.exporters.onnx import export_onnx
 from imdb_sentiment.inference import SentimentClassifier
+from imdb_sentiment.modeling import cpu_supports_bf16
 
 REVIEWS = [
     "A wonderful film with a moving story.",
@@ -113,7 +114,9 @@ def test_auto_backend_exports_once_and_reuses_the_cache(tiny_classifier: Path, c
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     import imdb_sentiment.exporters.onnx as exporter
 
-    first = SentimentClassifier.load(tiny_classifier, backend="auto", device="cpu")
+    if cpu_supports_bf16():
+        assert SentimentClassifier.load(tiny_classifier, backend="auto", device="cpu").precision == "bf16"
+    first = SentimentClassifier.load(tiny_classifier, backend="auto", device="cpu", precision="int8")
     assert (first.info()["backend"], first.info()["precision"]) == ("onnx", "int8")
     assert first.name == str(tiny_classifier)
     assert len(list((cache / "onnx").iterdir())) == 1
@@ -122,7 +125,7 @@ def test_auto_backend_exports_once_and_reuses_the_cache(tiny_classifier: Path, c
         raise AssertionError("the cached export should have been reused")
 
     monkeypatch.setattr(exporter, "export_onnx", no_second_export)
-    again = SentimentClassifier.load(tiny_classifier, backend="auto", device="cpu")
+    again = SentimentClassifier.load(tiny_classifier, backend="auto", device="cpu", precision="int8")
     np.testing.assert_array_equal(again.predict_proba(REVIEWS), first.predict_proba(REVIEWS))
     exact = SentimentClassifier.load(tiny_classifier, backend="auto", precision="fp32", device="cpu")
     assert exact.info()["backend"] == "torch"  # an explicit fp32 request runs the reference path
@@ -150,9 +153,10 @@ def test_backend_mistakes_are_user_errors(tiny_classifier: Path, tmp_path: Path,
 
 def test_cached_prediction_starts_without_torch(tiny_classifier: Path, cache: Path) -> None:
     """After the first run, the command line's default path never imports torch or transformers."""
-    SentimentClassifier.load(tiny_classifier, backend="auto", device="cpu")  # fills the cache
+    SentimentClassifier.load(tiny_classifier, backend="onnx")  # fills the cache
     code = ("import sys; from imdb_sentiment.cli import main; "
-            f"code = main(['predict', '--model', {str(tiny_classifier)!r}, 'A lovely film.']); "
+            f"code = main(['predict', '--model', {str(tiny_classifier)!r}, '--backend', 'onnx', "
+            "'A lovely film.']); "
             "print(code, 'torch' in sys.modules, 'transformers' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
