@@ -105,9 +105,12 @@ def engines(model: str, workdir: Path, config: dict) -> dict[str, Callable[[int,
 
     def onnx_call(name: str) -> Callable[[int, int], Callable[[], object]]:
         session = sessions[name]
-        wanted = [item.name for item in session.get_inputs()]
-        return lambda batch, length: (lambda f={k: v for k, v in feed(batch, length).items() if k in wanted}:
-                                      session.run(None, f))
+        wanted = {item.name for item in session.get_inputs()}
+
+        def make(batch: int, length: int) -> Callable[[], object]:
+            inputs = {key: value for key, value in feed(batch, length).items() if key in wanted}
+            return lambda: session.run(None, inputs)
+        return make
 
     heads, layers = config["num_attention_heads"], config["num_hidden_layers"]
     head_dim = config["hidden_size"] // heads
