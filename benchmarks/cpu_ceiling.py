@@ -29,22 +29,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from common import prediction_parser, test_reviews
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("IMDB_SHARED", ROOT.parent / "shared"))
-RESULTS = ROOT / "benchmarks" / "results" / "cpu_ceiling.json"
 LENGTHS = (16, 32, 64, 128, 192, 256, 320, 384, 448, 512)
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="Fine-tuned classifier folder.")
-    parser.add_argument("--data", default=str(SHARED / "data" / "imdb" / "test.parquet"))
-    parser.add_argument("--samples", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = prediction_parser(__doc__, "cpu_ceiling", samples=1000)
     parser.add_argument("--seconds", type=float, default=1.5, help="Timing budget per engine and length.")
-    parser.add_argument("--output", default=str(RESULTS))
     return parser.parse_args()
 
 
@@ -62,14 +54,10 @@ def per_input_ms(run: Callable[[], object], inputs: int, budget: float) -> float
 
 def review_lengths(model: str, data: str, samples: int, seed: int) -> np.ndarray:
     """Tokens per review with specials, cut at 512: the pipeline's input lengths."""
-    import pandas as pd
-
-    from imdb_sentiment.data import clean_text, subsample
     from imdb_sentiment.inference import TextEncoder
 
-    frame = subsample(pd.read_parquet(data), samples, seed)
     encoder = TextEncoder.from_folder(Path(model))
-    bare = encoder.bare_ids([clean_text(text) for text in frame["text"]])
+    bare = encoder.bare_ids(test_reviews(data, samples, seed)[0])
     return np.minimum(np.array([len(ids) for ids in bare]) + encoder.special_count, 512)
 
 

@@ -33,39 +33,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("IMDB_SHARED", ROOT.parent / "shared"))
-RESULTS = ROOT / "benchmarks" / "results" / "cpu_inference.json"
+from common import prediction_parser, test_reviews
 
 Predict = Callable[[list[str]], np.ndarray]
 """Texts in, predicted labels (0 negative, 1 positive) out."""
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="Fine-tuned classifier folder.")
-    parser.add_argument("--data", default=str(SHARED / "data" / "imdb" / "test.parquet"))
-    parser.add_argument("--samples", type=int, default=1000)
+    parser = prediction_parser(__doc__, "cpu_inference", samples=1000)
     parser.add_argument("--rounds", type=int, default=10, help="Interleaved rounds (noise control).")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--skip", nargs="*", default=[], help="Paths to leave out, e.g. 'torch int8'.")
     parser.add_argument("--warm", type=int, default=200,
                         help="Then re-run this many already-seen reviews per path (warm shape caches).")
-    parser.add_argument("--output", default=str(RESULTS))
     return parser.parse_args()
-
-
-def reviews(path: str, samples: int, seed: int) -> tuple[list[str], np.ndarray]:
-    """A seeded, label-stratified subset, cleaned once (``<br />`` → space) for every path alike."""
-    import pandas as pd
-
-    from imdb_sentiment.data import clean_text, subsample
-
-    frame = subsample(pd.read_parquet(path), samples, seed)
-    return [clean_text(text) for text in frame["text"]], frame["label"].to_numpy()
 
 
 def pipeline_path(model: str) -> Predict:
@@ -214,7 +195,7 @@ def main() -> None:
 
     from imdb_sentiment.artifacts import write_json
 
-    texts, labels = reviews(args.data, args.samples, args.seed)
+    texts, labels = test_reviews(args.data, args.samples, args.seed)
     with tempfile.TemporaryDirectory(prefix="cpu-bench-") as workdir:
         os.environ["IMDB_SENTIMENT_CACHE"] = str(Path(workdir) / "cache")  # a cold cache: export timed
         paths = build_paths(args, Path(workdir))

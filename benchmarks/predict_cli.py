@@ -24,9 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("IMDB_SHARED", ROOT.parent / "shared"))
-RESULTS = ROOT / "benchmarks" / "results" / "predict_cli.json"
+from common import prediction_parser
 
 PIPELINE_SCRIPT = '''
 import sys
@@ -43,16 +41,10 @@ frame.to_csv(sys.argv[3], index=False)
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="Fine-tuned classifier folder.")
-    parser.add_argument("--data", default=str(SHARED / "data" / "imdb" / "test.parquet"))
-    parser.add_argument("--samples", type=int, default=600)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = prediction_parser(__doc__, "predict_cli", samples=600)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--max-length", type=int, default=512,
                         help="Our token budget: the pipeline's 512 by default, for a like-for-like run.")
-    parser.add_argument("--output", default=str(RESULTS))
     return parser.parse_args()
 
 

@@ -22,27 +22,20 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import prediction_parser
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("IMDB_SHARED", ROOT.parent / "shared"))
-RESULTS = ROOT / "benchmarks" / "results" / "serve_load.json"
 HOST = "127.0.0.1"  # loopback only, always
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="Model folder (PyTorch or ONNX export).")
-    parser.add_argument("--data", default=str(SHARED / "data" / "imdb" / "test.parquet"))
+    parser = prediction_parser(__doc__, "serve_load", model_help="Model folder (PyTorch or ONNX export).")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     parser.add_argument("--max-batch", type=int, default=64)
     parser.add_argument("--timeout", type=float, default=1200, help="Give up after this many seconds.")
     parser.add_argument("--max-length", type=int, default=512, help="`serve --max-length`.")
     parser.add_argument("--backend", default="auto", help="`serve --backend`: auto, torch or onnx.")
-    parser.add_argument("--output", default=str(RESULTS))
     return parser.parse_args()
 
 
