@@ -24,6 +24,7 @@ import numpy as np
 
 from . import __version__
 from .errors import UserError
+from .exporters.onnx import ONNX_META
 from .modeling import ID2LABEL, head_budget, is_local, label_order, max_model_length, truncate_ids
 
 if TYPE_CHECKING:
@@ -39,8 +40,6 @@ DEFAULT_CHUNK_OVERLAP = 128
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_CPU_BATCH_TOKENS = 1024
 """Padded tokens per batch on CPUs: e.g. 2 inputs of 512 tokens or 8 of 128."""
-ONNX_META = "onnx_export.json"
-"""Written by the exporter next to ``model.onnx``; its presence marks an ONNX model folder."""
 
 Progress = Callable[[int], Any]
 

@@ -20,6 +20,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import UserError
+from .plots import (
+    new_figure,
+    plot_confusion_matrix,
+    plot_importances,
+    plot_roc_curves,
+    plot_study_history,
+)
 from .tracking import RunRecord
 
 if TYPE_CHECKING:
@@ -139,51 +146,8 @@ def _stage_rank(stage: str) -> int:
 # --------------------------------------------------------------------------- plots
 
 
-def _figure(width: float = 6.4, height: float = 4.2) -> tuple[Any, Any]:
-    """A pyplot-free figure (the Agg canvas is used by ``savefig``): no GUI, no global state."""
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=110, layout="constrained")
-    return figure, figure.subplots()
-
-
-def plot_confusion_matrix(matrix: Sequence[Sequence[float]], path: str | os.PathLike[str],
-                          title: str = "Confusion matrix") -> Path:
-    figure, ax = _figure(4.2, 3.8)
-    values = [[float(v) for v in row] for row in matrix]
-    ax.imshow(values, cmap="Blues")
-    peak = max(max(row) for row in values) or 1.0
-    for i, row in enumerate(values):
-        for j, value in enumerate(row):
-            ax.text(j, i, f"{int(value):,}", ha="center", va="center",
-                    color="white" if value > peak / 2 else "black", fontsize=12)
-    ax.set_xticks([0, 1], ["negative", "positive"])
-    ax.set_yticks([0, 1], ["negative", "positive"])
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title, fontsize=10)
-    figure.savefig(path)
-    return Path(path)
-
-
-def plot_roc_curves(curves: Sequence[tuple[str, Any, Any]], path: Path) -> Path:
-    """``curves``: (label, true labels, positive scores) per run."""
-    from sklearn.metrics import roc_auc_score, roc_curve
-
-    figure, ax = _figure(5.6, 4.6)
-    for label, truth, scores in curves:
-        fpr, tpr, _ = roc_curve(truth, scores)
-        ax.plot(fpr, tpr, label=f"{label} (AUC {roc_auc_score(truth, scores):.3f})")
-    ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.legend(fontsize=7, loc="lower right")
-    figure.savefig(path)
-    return path
-
-
 def plot_accuracy_vs_time(entries: Sequence[Entry], trials: Sequence[Entry], path: Path) -> Path:
-    figure, ax = _figure()
+    figure, ax = new_figure()
     for stage in sorted({e.stage for e in entries}, key=_stage_rank):
         points = [e for e in entries if e.stage == stage and e.train_seconds]
         if points:
@@ -201,41 +165,6 @@ def plot_accuracy_vs_time(entries: Sequence[Entry], trials: Sequence[Entry], pat
     figure.savefig(path)
     return path
 
-
-def plot_study_history(study: optuna.Study, path: Path) -> Path:
-    """Each trial's validation accuracy (pruned trials at their last report) and the best so far."""
-    figure, ax = _figure()
-    done = [t for t in study.trials if t.state.name == "COMPLETE"]
-    pruned = [t for t in study.trials if t.state.name == "PRUNED" and t.intermediate_values]
-    from matplotlib.ticker import MaxNLocator
-
-    ax.scatter([t.number for t in done], [t.value for t in done], label="completed", zorder=3)
-    if pruned:
-        last = [t.intermediate_values[max(t.intermediate_values)] for t in pruned]
-        ax.scatter([t.number for t in pruned], last, marker="x", color="grey",
-                   label="pruned (last epoch reported)", zorder=2)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    best, xs, ys = -math.inf, [], []
-    for trial in sorted(done, key=lambda t: t.number):
-        best = max(best, trial.value)
-        xs.append(trial.number)
-        ys.append(best)
-    ax.step(xs, ys, where="post", color="tab:red", label="best so far")
-    ax.set_xlabel("trial")
-    ax.set_ylabel("validation accuracy")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    figure.savefig(path)
-    return path
-
-
-def plot_importances(importances: dict[str, float], path: Path) -> Path:
-    figure, ax = _figure(5.6, 0.6 + 0.45 * len(importances))
-    names = list(importances)[::-1]
-    ax.barh(names, [importances[n] for n in names], color="tab:blue")
-    ax.set_xlabel("importance (fANOVA, share of variance in validation accuracy)")
-    figure.savefig(path)
-    return path
 
 
 # --------------------------------------------------------------------------- documents

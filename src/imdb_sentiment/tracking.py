@@ -247,7 +247,7 @@ def _log_files(client: Any, run_id: str, metrics: dict[str, Any],
         if matrix is not None:
             with contextlib.suppress(Exception):  # a picture is a convenience, not a record
                 picture = Path(scratch) / "confusion_matrix.png"
-                from .reporting import plot_confusion_matrix
+                from .plots import plot_confusion_matrix
 
                 plot_confusion_matrix(matrix, picture)
                 client.log_artifact(run_id, str(picture))

@@ -40,9 +40,22 @@ def _root(
 
 
 def _register_commands() -> None:
-    from . import baseline_cmds, data_cmds, predict_cmds, train_cmds, tune_cmds
+    from . import (
+        baseline_cmds,
+        data_cmds,
+        evaluate_cmds,
+        export_cmds,
+        predict_cmds,
+        quickstart_cmds,
+        report_cmds,
+        runs_cmds,
+        serve_cmds,
+        train_cmds,
+        tune_cmds,
+    )
 
-    for module in (data_cmds, baseline_cmds, train_cmds, predict_cmds, tune_cmds):
+    for module in (data_cmds, baseline_cmds, evaluate_cmds, train_cmds, tune_cmds, runs_cmds, report_cmds,
+                   predict_cmds, export_cmds, serve_cmds, quickstart_cmds):
         module.register(app)
 
 

@@ -1,8 +1,7 @@
-"""``train`` (fine-tune a pretrained encoder) and ``evaluate`` (score a classifier on the test split)."""
+"""``train``: fine-tune a pretrained encoder with presets, run files and explicit options."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,14 +11,18 @@ from ..errors import UserError
 from .options import (
     CLEANING,
     DATA,
+    HEAD_TOKENS_HELP,
     LABEL_COLUMN,
+    MODEL_HELP,
     OUTPUT,
     OVERWRITE,
     RUNS_DIR,
     SEED,
     TEXT_COLUMN,
+    TRUNCATION_HELP,
     TRUST_REMOTE_CODE,
     VALIDATION_SIZE,
+    quiet_model_loading,
 )
 
 if TYPE_CHECKING:
@@ -31,67 +34,6 @@ def _unset(option: Any) -> Any:
     """``option`` with no default, so a value from ``--config`` is only overridden when given."""
     return typer.Option(None, *option.param_decls,
                         help=f"{option.help} Default: the --config file's, else {option.default}.")
-
-
-def _quiet_weight_loading() -> None:
-    """Hide transformers' per-file bars (loading weights, writing shards); keep download bars."""
-    from huggingface_hub.utils import are_progress_bars_disabled, enable_progress_bars
-    from transformers.utils import logging as hf_logging
-
-    hub_bars = not are_progress_bars_disabled()
-    hf_logging.disable_progress_bar()
-    if hub_bars:
-        enable_progress_bars()
-
-
-MODEL_HELP = "Hub id or local folder of the model (offline: pass a local folder)."
-TRUNCATION_HELP = ("head (first tokens) or head-tail (first and last tokens); counted in tokens, "
-                   "special tokens included.")
-HEAD_TOKENS_HELP = "With head-tail: tokens kept from the start (default: a quarter of --max-length)."
-
-
-def evaluate(
-    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP + " Must be a sequence classifier."),
-    data: str = DATA,
-    output: Path = OUTPUT,
-    max_samples: int | None = typer.Option(
-        None, "--max-samples", help="Score a fixed, seeded, label-balanced test subset of this size."),
-    max_length: int | None = typer.Option(
-        None, "--max-length",
-        help="Tokens per review (default: what the model was trained with, else 512 or the model's limit)."),
-    truncation: str | None = typer.Option(
-        None, "--truncation", help=TRUNCATION_HELP + " Default: as trained, else head-tail."),
-    head_tokens: int | None = typer.Option(None, "--head-tokens", help=HEAD_TOKENS_HELP),
-    batch_size: int = typer.Option(64, "--batch-size", help="Reviews per forward pass."),
-    precision: str = typer.Option("auto", "--precision", help="auto (bf16 where fast), bf16 or fp32."),
-    cleaning: str = CLEANING,
-    text_column: str = TEXT_COLUMN,
-    label_column: str = LABEL_COLUMN,
-    seed: int = SEED,
-    overwrite: bool = OVERWRITE,
-    runs_dir: Path | None = RUNS_DIR,
-    trust_remote_code: bool = TRUST_REMOTE_CODE,
-) -> None:
-    """Score a sentiment classifier on the test split: metrics.json and predictions.parquet."""
-    from ..evaluation import evaluate_model
-
-    _quiet_weight_loading()
-    started = time.perf_counter()
-    metrics = evaluate_model(
-        model, data, output, max_samples=max_samples, max_length=max_length, truncation=truncation,
-        head_tokens=head_tokens, batch_size=batch_size, cleaning=cleaning, text_column=text_column,
-        label_column=label_column, seed=seed, precision=precision, overwrite=overwrite,
-        trust_remote_code=trust_remote_code, progress=True,
-    )
-    typer.echo(f"accuracy {metrics['accuracy']:.4f}  f1 {metrics['f1']:.4f}  on {metrics['n_test']} reviews "
-               f"({metrics['reviews_per_second']} reviews/s)  -> {output}")
-    if runs_dir is not None:
-        from ..tracking import log_run
-
-        params = {key: metrics[key] for key in ("data", "max_length", "truncation", "head_tokens",
-                                                "batch_size", "device", "dtype", "cleaning", "max_samples")}
-        log_run(runs_dir, stage="evaluate", model=model, params=params, metrics=metrics,
-                duration=time.perf_counter() - started, artifacts=[output])
 
 
 def train(
@@ -147,7 +89,7 @@ def train(
     from .. import training
     from ..modeling import default_device
 
-    _quiet_weight_loading()
+    quiet_model_loading()
     config, run = resolve_train_settings(config_file, preset_name, dict(
         learning_rate=learning_rate, epochs=epochs, batch_size=batch_size, eval_batch_size=eval_batch_size,
         warmup=warmup, weight_decay=weight_decay, max_length=max_length, truncation=truncation,
@@ -223,6 +165,5 @@ def _log_training(runs_dir: Path, result: TrainResult, run: dict[str, Any]) -> N
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``train`` and ``evaluate`` to ``app``."""
+    """Add ``train`` to ``app``."""
     app.command("train")(train)
-    app.command("evaluate")(evaluate)

@@ -1,8 +1,7 @@
-"""``tune`` (Optuna search), ``runs`` (recorded runs), ``report`` (comparison) and ``quickstart``."""
+"""``tune``: Optuna search over fine-tuning settings, resumable, several workers per study."""
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,8 +9,14 @@ from typing import Any
 import typer
 
 from ..errors import UserError
-from ..quickstart import DEFAULT_MODEL, DEFAULT_PRETRAINED
-from .options import DATA, OUTPUT, OVERWRITE, RUNS_DIR, SEED
+from ..quickstart import DEFAULT_MODEL
+from .options import (
+    DATA,
+    OUTPUT,
+    OVERWRITE,
+    RUNS_DIR,
+    SEED,
+)
 
 
 def tune(
@@ -122,114 +127,6 @@ def _print_tune_result(result: Any, output: Path) -> None:
                    f"reviews -> {output / 'model'}")
 
 
-def runs(
-    runs_dir: Path = typer.Option("runs", *RUNS_DIR.param_decls, envvar=RUNS_DIR.envvar,
-                                  help="The runs folder to list."),
-    stage: list[str] | None = typer.Option(
-        None, "--stage", help="Only runs of this stage (baseline, evaluate, train, tune-trial, tuned; "
-                              "repeatable)."),
-    last: int | None = typer.Option(None, "--last", help="Only the most recent N runs."),
-) -> None:
-    """List recorded runs: when, stage, model, split, accuracy, F1, duration, status."""
-    from ..reporting import summarize_run
-    from ..tracking import list_runs
-
-    records = list_runs(runs_dir, stage or None)
-    if last is not None:
-        records = records[-last:] if last > 0 else []
-    if not records:
-        typer.echo(f"no runs in {runs_dir}" + (f" for stage {', '.join(stage)}" if stage else ""))
-        return
-    headers = ["run", "started", "stage", "model", "split", "accuracy", "f1", "duration", "status"]
-    rows = []
-    for record in records:
-        entry = summarize_run(record)
-        rows.append([
-            record.run_id[:8], dt.datetime.fromtimestamp(record.start_time).strftime("%Y-%m-%d %H:%M"),
-            record.stage, Path(record.model.rstrip("/")).name or record.model, entry.split,
-            _cell(entry.accuracy), _cell(entry.f1),
-            f"{record.duration:.1f}s" if record.duration is not None else "-", record.status.lower(),
-        ])
-    typer.echo(_table(headers, rows))
-
-
-def _cell(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-             for row in [headers, *rows]]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
-
-
-def report(
-    runs_dir: Path = typer.Option("runs", *RUNS_DIR.param_decls, envvar=RUNS_DIR.envvar,
-                                  help="The runs folder to report on."),
-    output: Path = OUTPUT,
-    storage: str | None = typer.Option(
-        None, "--storage", help="Optuna storage with the studies to chart (default: RUNS_DIR/optuna.db)."),
-    overwrite: bool = OVERWRITE,
-) -> None:
-    """Write report.md and report.html with plots: the leaderboard and the story of the runs."""
-    from ..reporting import write_report
-
-    result = write_report(runs_dir, output, storage=storage, overwrite=overwrite)
-    typer.echo(f"report of {result.runs} runs -> {output / 'report.html'} and {output / 'report.md'} "
-               f"({len(result.files)} files)")
-
-
-def quickstart(
-    data: str = DATA,
-    model: str = typer.Option(
-        DEFAULT_MODEL, "--model", "-m",
-        help="Encoder to fine-tune: Hub id or local folder (e.g. ../shared/models/all-MiniLM-L6-v2)."),
-    pretrained: str = typer.Option(
-        "auto", "--pretrained",
-        help="Ready-made sentiment classifier to score as it comes: Hub id or folder; "
-             f"auto: {DEFAULT_PRETRAINED} when the Hub is reachable; none: skip."),
-    output: Path = typer.Option(
-        ..., *OUTPUT.param_decls,
-        help="Folder for baseline/, pretrained/, fine-tuned/, runs/ and report/; refused if it holds "
-             "anything else than an earlier quickstart (whose subfolders are replaced)."),
-    runs_dir: Path | None = typer.Option(
-        None, *RUNS_DIR.param_decls, help="Run store to record into (default: OUTPUT/runs)."),
-    baseline: str = typer.Option(
-        "random-forest", "--baseline", help="Bag-of-words baseline: random-forest (the reference study's), "
-                                            "logreg or nbsvm."),
-    max_train_samples: int | None = typer.Option(
-        None, "--max-train-samples", help="Fine-tuning subset (CPU default 1,000; GPU: all; 0: all)."),
-    max_eval_samples: int | None = typer.Option(
-        None, "--max-eval-samples", help="Validation subset per epoch (CPU default 200; 0: all)."),
-    max_test_samples: int | None = typer.Option(
-        None, "--max-test-samples",
-        help="Test reviews every stage is scored on (CPU default 500; 0: all)."),
-    max_length: int | None = typer.Option(
-        None, "--max-length", help="Tokens per review (CPU default 128, GPU 512)."),
-    epochs: float | None = typer.Option(None, "--epochs", help="Fine-tuning epochs (CPU default 1, GPU 3)."),
-    seed: int = SEED,
-    overwrite: bool = typer.Option(
-        False, "--overwrite", help="Also write into a folder that holds other files (they are kept)."),
-) -> None:
-    """Run the whole study: baseline, pretrained classifier, fine-tuning, then the comparison report.
-
-    On a CPU it fine-tunes on a subset so the job takes minutes; on a GPU it uses the full data.
-    """
-    from ..quickstart import make_plan, run_quickstart
-
-    plan = make_plan(data=data, model=model, pretrained=pretrained, output=output, runs_dir=runs_dir,
-                     baseline=baseline, seed=seed,
-                     overrides=dict(max_train_samples=max_train_samples, max_eval_samples=max_eval_samples,
-                                    max_test_samples=max_test_samples, max_length=max_length, epochs=epochs))
-    report = run_quickstart(plan, overwrite=overwrite, echo=lambda line: typer.echo(line, err=True))
-    typer.echo(f"report -> {report / 'report.html'} (and report.md); runs recorded in {plan.runs_dir}")
-
-
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``tune`` to ``app``."""
     app.command("tune")(tune)
-    app.command("runs")(runs)
-    app.command("report")(report)
-    app.command("quickstart")(quickstart)

@@ -20,6 +20,9 @@ from .. import __version__
 from ..artifacts import atomic_output_dir, write_json
 from ..errors import UserError
 
+ONNX_META = "onnx_export.json"
+"""Written next to ``model.onnx``; its presence marks an ONNX model folder."""
+
 QUANTIZATIONS = ("int8",)
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 DEFAULT_OPSET = 17
@@ -34,7 +37,6 @@ def export_onnx(model: str | os.PathLike[str], output: str | os.PathLike[str], *
                 quantize: str | None = None, opset: int = DEFAULT_OPSET, overwrite: bool = False,
                 trust_remote_code: bool = False) -> dict[str, Any]:
     """Write ``output`` (atomically) and return its ``onnx_export.json`` record."""
-    from ..inference import ONNX_META
     from ..modeling import load_classifier
 
     if quantize not in (None, *QUANTIZATIONS):
@@ -195,7 +197,6 @@ def cached_export(model: str | os.PathLike[str], quantize: str | None = "int8",
     """
     import logging
 
-    from ..inference import ONNX_META
 
     folder = Path(model).expanduser()
     target = cache_root() / "onnx" / cache_key(folder, quantize)

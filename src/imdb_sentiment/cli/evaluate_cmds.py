@@ -1,0 +1,73 @@
+"""``evaluate``: score a sentiment classifier on the test split."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from .options import (
+    CLEANING,
+    DATA,
+    HEAD_TOKENS_HELP,
+    LABEL_COLUMN,
+    MODEL_HELP,
+    OUTPUT,
+    OVERWRITE,
+    RUNS_DIR,
+    SEED,
+    TEXT_COLUMN,
+    TRUNCATION_HELP,
+    TRUST_REMOTE_CODE,
+    quiet_model_loading,
+)
+
+
+def evaluate(
+    model: str = typer.Option(..., "--model", "-m", help=MODEL_HELP + " Must be a sequence classifier."),
+    data: str = DATA,
+    output: Path = OUTPUT,
+    max_samples: int | None = typer.Option(
+        None, "--max-samples", help="Score a fixed, seeded, label-balanced test subset of this size."),
+    max_length: int | None = typer.Option(
+        None, "--max-length",
+        help="Tokens per review (default: what the model was trained with, else 512 or the model's limit)."),
+    truncation: str | None = typer.Option(
+        None, "--truncation", help=TRUNCATION_HELP + " Default: as trained, else head-tail."),
+    head_tokens: int | None = typer.Option(None, "--head-tokens", help=HEAD_TOKENS_HELP),
+    batch_size: int = typer.Option(64, "--batch-size", help="Reviews per forward pass."),
+    precision: str = typer.Option("auto", "--precision", help="auto (bf16 where fast), bf16 or fp32."),
+    cleaning: str = CLEANING,
+    text_column: str = TEXT_COLUMN,
+    label_column: str = LABEL_COLUMN,
+    seed: int = SEED,
+    overwrite: bool = OVERWRITE,
+    runs_dir: Path | None = RUNS_DIR,
+    trust_remote_code: bool = TRUST_REMOTE_CODE,
+) -> None:
+    """Score a sentiment classifier on the test split: metrics.json and predictions.parquet."""
+    from ..evaluation import evaluate_model
+
+    quiet_model_loading()
+    started = time.perf_counter()
+    metrics = evaluate_model(
+        model, data, output, max_samples=max_samples, max_length=max_length, truncation=truncation,
+        head_tokens=head_tokens, batch_size=batch_size, cleaning=cleaning, text_column=text_column,
+        label_column=label_column, seed=seed, precision=precision, overwrite=overwrite,
+        trust_remote_code=trust_remote_code, progress=True,
+    )
+    typer.echo(f"accuracy {metrics['accuracy']:.4f}  f1 {metrics['f1']:.4f}  on {metrics['n_test']} reviews "
+               f"({metrics['reviews_per_second']} reviews/s)  -> {output}")
+    if runs_dir is not None:
+        from ..tracking import log_run
+
+        params = {key: metrics[key] for key in ("data", "max_length", "truncation", "head_tokens",
+                                                "batch_size", "device", "dtype", "cleaning", "max_samples")}
+        log_run(runs_dir, stage="evaluate", model=model, params=params, metrics=metrics,
+                duration=time.perf_counter() - started, artifacts=[output])
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``evaluate`` to ``app``."""
+    app.command("evaluate")(evaluate)
