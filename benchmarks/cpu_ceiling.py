@@ -54,7 +54,7 @@ def per_input_ms(run: Callable[[], object], inputs: int, budget: float) -> float
 
 def review_lengths(model: str, data: str, samples: int, seed: int) -> np.ndarray:
     """Tokens per review with specials, cut at 512: the pipeline's input lengths."""
-    from imdb_sentiment.inference import TextEncoder
+    from imdb_sentiment.encoding import TextEncoder
 
     encoder = TextEncoder.from_folder(Path(model))
     bare = encoder.bare_ids(test_reviews(data, samples, seed)[0])
@@ -121,7 +121,7 @@ def main() -> None:
     import torch
 
     from imdb_sentiment.artifacts import write_json
-    from imdb_sentiment.inference import DEFAULT_BATCH_SIZE, DEFAULT_CPU_BATCH_TOKENS
+    from imdb_sentiment.batching import DEFAULT_BATCH_SIZE, DEFAULT_CPU_BATCH_TOKENS
 
     config = json.loads((Path(args.model) / "config.json").read_text(encoding="utf-8"))
     lengths = review_lengths(args.model, args.data, args.samples, args.seed)

@@ -8,17 +8,14 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from imdb_sentiment.encoding import check_max_length, encode, head_budget, truncate_ids
 from imdb_sentiment.errors import HubUnreachableError, UserError
 from imdb_sentiment.modeling import (
-    check_max_length,
-    encode,
-    head_budget,
     label_order,
     load_classifier,
     load_tokenizer,
     out_of_memory_hint,
     resolve_precision,
-    truncate_ids,
 )
 
 LONG_REVIEW = " ".join(f"word{i} was a memorable scene" for i in range(60))

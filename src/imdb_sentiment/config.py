@@ -19,8 +19,66 @@ from .errors import UserError
 Truncation = Literal["head", "head-tail"]
 Precision = Literal["auto", "bf16", "fp32"]
 
-TRUNCATIONS = ("head", "head-tail")
-PRECISIONS = ("auto", "bf16", "fp32")
+# Allowed values, defined here only. Training takes one input per review (no chunks) and trains
+# in fp32 or bf16 (no int8); prediction and evaluation take them all.
+TRUNCATIONS = ("head-tail", "head", "chunks")
+TRAIN_TRUNCATIONS = ("head", "head-tail")
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+TRAIN_PRECISIONS = ("auto", "bf16", "fp32")
+BACKENDS = ("torch", "onnx", "auto")
+
+
+def check_choice(kind: str, value: object, allowed: tuple[str, ...]) -> None:
+    """A one-line refusal of a value not in ``allowed``."""
+    if value not in allowed:
+        raise UserError(f"{kind} must be one of {', '.join(allowed)}, not {value!r}")
+
+
+@dataclass
+class InferenceConfig:
+    """How a classifier reads reviews and runs: the ``SentimentClassifier.load`` options.
+
+    ``None`` means "as the model was trained (its ``train_config.toml``), else the default"
+    for the input settings, and "chosen for the device" for the batch settings.
+    """
+
+    max_length: int | None = None
+    truncation: str | None = None
+    head_tokens: int | None = None
+    chunk_overlap: int | None = None
+    batch_size: int | None = None
+    max_batch_tokens: int | str | None = "auto"
+    """Padded tokens per batch: ``auto`` picks a budget for the device, ``None`` caps rows only."""
+    precision: str = "auto"
+    device: str | None = None
+    backend: str = "torch"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Cheap checks before any model loads, so a typo fails in milliseconds."""
+        if self.truncation is not None:
+            check_choice("truncation", self.truncation, TRUNCATIONS)
+        check_choice("precision", self.precision, PRECISIONS)
+        check_choice("backend", self.backend, BACKENDS)
+        for name in ("max_length", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+                raise UserError(f"{name.replace('_', ' ')} must be positive, got {value}")
+        for name in ("head_tokens", "chunk_overlap"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise UserError(f"{name.replace('_', ' ')} must be >= 0, got {value}")
+        batch_tokens = self.max_batch_tokens
+        if batch_tokens != "auto" and batch_tokens is not None and (
+                isinstance(batch_tokens, bool) or not isinstance(batch_tokens, int) or batch_tokens <= 0):
+            raise UserError(f"max batch tokens must be positive, got {batch_tokens}")
+
+    def input_settings(self) -> dict[str, Any]:
+        """The explicitly set settings of how reviews become inputs (these beat the trained ones)."""
+        names = ("max_length", "truncation", "head_tokens", "chunk_overlap", "batch_size")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
 
 @dataclass
@@ -54,10 +112,8 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        if self.truncation not in TRUNCATIONS:
-            raise UserError(f"truncation must be one of {', '.join(TRUNCATIONS)}, not {self.truncation!r}")
-        if self.precision not in PRECISIONS:
-            raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+        check_choice("truncation", self.truncation, TRAIN_TRUNCATIONS)
+        check_choice("precision", self.precision, TRAIN_PRECISIONS)
         positive = {
             "learning_rate": self.learning_rate,
             "epochs": self.epochs,

@@ -90,7 +90,9 @@ def score_frame(classifier: SentimentClassifier, frame: pd.DataFrame, *, batch_s
     started = time.perf_counter()
     with tqdm(total=len(texts), unit="review", desc="evaluating", disable=not progress) as bar, \
             out_of_memory_hint(batch, batch_option):
-        probabilities = classifier.predict_proba(texts, batch_size=batch, progress=bar.update)
+        # Tokens come from the cache when these reviews were scored or trained on before.
+        probabilities = classifier.predict_details(texts, batch_size=batch, progress=bar.update,
+                                                   cache=True).probabilities
     seconds = time.perf_counter() - started
     scores = probabilities[:, 1] if len(texts) else np.zeros(0, dtype=np.float32)
     predicted = (scores > 0.5).astype(np.int64)
@@ -122,7 +124,7 @@ def evaluate_model(
     max_length: int | None = None,
     truncation: str | None = None,
     head_tokens: int | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     cleaning: str = "basic",
     text_column: str = "text",
     label_column: str = "label",
@@ -138,7 +140,8 @@ def evaluate_model(
     ``max_samples`` takes a fixed, seeded, label-stratified subset. Truncation is in tokens;
     unset ``max_length``/``truncation``/``head_tokens`` come from the model's
     ``train_config.toml`` when it has one, else 512 (or the model's limit) and head-tail.
-    ``model`` may also be a loaded :class:`SentimentClassifier`.
+    ``model`` may also be a loaded :class:`SentimentClassifier`. ``batch_size``: rows per batch
+    (default: chosen for the device, see :class:`SentimentClassifier`).
     With ``output``, writes ``metrics.json`` and ``predictions.parquet`` there atomically.
     """
     from .artifacts import atomic_output_dir, check_output_dir
@@ -156,7 +159,8 @@ def evaluate_model(
     metrics.update(
         model=classifier.name, data=str(data) if isinstance(data, str | os.PathLike) else None,
         max_length=classifier.max_length, truncation=classifier.truncation,
-        head_tokens=classifier.head_tokens, batch_size=batch_size, device=classifier.device,
+        head_tokens=classifier.head_tokens, batch_size=batch_size or classifier.batch_size,
+        device=classifier.device,
         dtype=classifier.precision, cleaning=cleaning, max_samples=max_samples, seed=seed,
     )
     if output is not None:
@@ -165,13 +169,10 @@ def evaluate_model(
     return metrics
 
 
-def _check_evaluation_args(truncation: str | None, batch_size: int, max_samples: int | None) -> None:
-    from .config import TRUNCATIONS
+def _check_evaluation_args(truncation: str | None, batch_size: int | None, max_samples: int | None) -> None:
+    from .config import InferenceConfig
 
-    if truncation is not None and truncation not in TRUNCATIONS:
-        raise UserError(f"truncation must be one of {', '.join(TRUNCATIONS)}, not {truncation!r}")
-    if batch_size <= 0:
-        raise UserError(f"batch size must be positive, got {batch_size}")
+    InferenceConfig(truncation=truncation, batch_size=batch_size)
     if max_samples is not None and max_samples <= 0:
         raise UserError(f"--max-samples must be positive, got {max_samples}")
 
@@ -183,11 +184,12 @@ def _classifier_type() -> type:
 
 
 def _load_classifier(model: str | os.PathLike[str], *, max_length: int | None, truncation: str | None,
-                     head_tokens: int | None, batch_size: int, device: str | None, precision: str,
+                     head_tokens: int | None, batch_size: int | None, device: str | None, precision: str,
                      trust_remote_code: bool) -> SentimentClassifier:
     """Load ``model``; unset input settings default to those it was trained with."""
+    from .encoding import check_max_length
     from .inference import SentimentClassifier
-    from .modeling import check_max_length, load_config, load_tokenizer
+    from .modeling import load_config, load_tokenizer
 
     if max_length is not None:  # a one-line refusal before the weights load
         check_max_length(max_length, load_config(model, trust_remote_code),

@@ -23,159 +23,34 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from . import __version__
+from .batching import batch_slices, default_batch_size, default_batch_tokens, prefetch
+from .config import BACKENDS, PRECISIONS, TRUNCATIONS, InferenceConfig, check_choice
+from .encoding import (
+    TextEncoder,
+    TokenArrays,
+    Windows,
+    check_length,
+    chunk_spans,
+    head_budget,
+    make_windows,
+    max_model_length,
+)
 from .errors import UserError
 from .exporters.onnx import ONNX_META
-from .modeling import ID2LABEL, head_budget, is_local, label_order, max_model_length, truncate_ids
+from .modeling import ID2LABEL, is_local, label_order
 
 if TYPE_CHECKING:
     import pandas as pd
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from transformers import PreTrainedModel
 
-TRUNCATIONS = ("head-tail", "head", "chunks")
-PRECISIONS = ("auto", "fp32", "bf16", "int8")
-BACKENDS = ("torch", "onnx", "auto")
+__all__ = ["BACKENDS", "PRECISIONS", "TRUNCATIONS", "InferenceConfig", "SentimentClassifier", "TextEncoder",
+           "Windows", "batch_slices", "chunk_spans", "make_windows"]
+
 DEFAULT_TRUNCATION = "head-tail"
 DEFAULT_MAX_LENGTH = 512
 DEFAULT_CHUNK_OVERLAP = 128
-DEFAULT_BATCH_SIZE = 32
-DEFAULT_CPU_BATCH_TOKENS = 1024
-"""Padded tokens per batch on CPUs: e.g. 2 inputs of 512 tokens or 8 of 128."""
 
 Progress = Callable[[int], Any]
-
-
-# --------------------------------------------------------------------------- tokenization
-
-
-class TextEncoder:
-    """The few tokenizer facts prediction needs: bare ids, the special tokens, pad id, limit.
-
-    Built from a ``transformers`` tokenizer (PyTorch models) or straight from ``tokenizer.json``
-    with the ``tokenizers`` library (ONNX folders), which avoids importing transformers.
-    """
-
-    def __init__(self, bare_ids: Callable[[list[str]], list[list[int]]], prefix: Sequence[int],
-                 suffix: Sequence[int], pad_id: int, model_max_length: int | None) -> None:
-        self.bare_ids = bare_ids
-        self.prefix = list(prefix)
-        self.suffix = list(suffix)
-        self.pad_id = pad_id
-        self.model_max_length = model_max_length
-
-    @classmethod
-    def from_transformers(cls, tokenizer: PreTrainedTokenizerBase) -> TextEncoder:
-        from .modeling import special_tokens
-
-        # Whole reviews are tokenized on purpose and cut later; mute the "longer than max" warning.
-        warned = getattr(tokenizer, "deprecation_warnings", None)
-        if isinstance(warned, dict):
-            warned["sequence-length-is-longer-than-the-specified-maximum"] = True
-
-        def bare_ids(texts: list[str]) -> list[list[int]]:
-            return tokenizer(texts, add_special_tokens=False, truncation=False,
-                             return_attention_mask=False, return_token_type_ids=False)["input_ids"]
-
-        specials = special_tokens(tokenizer)
-        return cls(bare_ids, specials.prefix, specials.suffix, tokenizer.pad_token_id or 0,
-                   getattr(tokenizer, "model_max_length", None))
-
-    @classmethod
-    def from_folder(cls, folder: Path) -> TextEncoder:
-        """Read ``tokenizer.json`` (+ ``tokenizer_config.json``) without transformers."""
-        from tokenizers import Tokenizer
-
-        if not (folder / "tokenizer.json").is_file():  # an older tokenizer format: let transformers read it
-            from .modeling import load_tokenizer
-
-            return cls.from_transformers(load_tokenizer(folder))
-        try:
-            tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        except Exception as error:  # the Rust library raises plain Exceptions
-            raise UserError(f"cannot read {folder / 'tokenizer.json'}: {error}") from error
-        tokenizer.no_padding()  # saved files may carry a fixed padding/truncation: we do our own
-        tokenizer.no_truncation()
-        settings = _read_json(folder / "tokenizer_config.json") or {}
-
-        def bare_ids(texts: list[str]) -> list[list[int]]:
-            return [item.ids for item in tokenizer.encode_batch(texts, add_special_tokens=False)]
-
-        probe_bare = tokenizer.encode("movie", add_special_tokens=False).ids
-        probe_full = tokenizer.encode("movie").ids
-        start = _find(probe_full, probe_bare)
-        pad_token = settings.get("pad_token") or "[PAD]"
-        if isinstance(pad_token, dict):  # saved as an AddedToken
-            pad_token = pad_token.get("content", "[PAD]")
-        pad = tokenizer.token_to_id(str(pad_token))
-        limit = settings.get("model_max_length")
-        return cls(bare_ids, probe_full[:start], probe_full[start + len(probe_bare):], pad or 0,
-                   int(limit) if isinstance(limit, int | float) else None)
-
-    @property
-    def special_count(self) -> int:
-        return len(self.prefix) + len(self.suffix)
-
-
-def _find(full: list[int], part: list[int]) -> int:
-    for start in range(len(full) - len(part) + 1):
-        if full[start : start + len(part)] == part:
-            return start
-    raise UserError("cannot find where this tokenizer places its special tokens")
-
-
-# --------------------------------------------------------------------------- long reviews
-
-
-def chunk_spans(n_tokens: int, window: int, overlap: int) -> list[tuple[int, int]]:
-    """``[start, end)`` token spans of width ``window`` that cover ``n_tokens`` tokens.
-
-    Consecutive windows share exactly ``overlap`` tokens; the last one may be shorter.
-    """
-    if not 0 <= overlap < window:
-        raise UserError(f"chunk overlap must be in [0, {window}), got {overlap}")
-    if n_tokens <= window:
-        return [(0, n_tokens)]
-    step = window - overlap
-    spans = []
-    start = 0
-    while True:
-        end = min(start + window, n_tokens)
-        spans.append((start, end))
-        if end == n_tokens:
-            return spans
-        start += step
-
-
-@dataclass
-class Windows:
-    """Model inputs for a list of texts: one or more windows per text."""
-
-    input_ids: list[list[int]]
-    owners: np.ndarray
-    """Index of the text each window belongs to."""
-    tokens: np.ndarray
-    """Text tokens (specials excluded) per text, before any cut."""
-    truncated: np.ndarray
-    """Per text: True when tokens were dropped (never with ``chunks``)."""
-
-
-def make_windows(encoder: TextEncoder, texts: list[str], max_length: int, truncation: str,
-                 head_tokens: int | None, overlap: int) -> Windows:
-    """Tokenize ``texts`` and cut (``head``, ``head-tail``) or split (``chunks``) each one."""
-    budget = max_length - encoder.special_count
-    bare = encoder.bare_ids(texts) if texts else []  # some tokenizers fail on an empty batch
-    input_ids: list[list[int]] = []
-    owners: list[int] = []
-    for index, ids in enumerate(bare):
-        if truncation == "chunks":
-            pieces = [ids[start:end] for start, end in chunk_spans(len(ids), budget, overlap)]
-        else:
-            pieces = [truncate_ids(ids, budget, truncation, head_tokens)]
-        for piece in pieces:
-            input_ids.append(encoder.prefix + piece + encoder.suffix)
-            owners.append(index)
-    tokens = np.array([len(ids) for ids in bare], dtype=np.int64)
-    truncated = tokens > budget if truncation != "chunks" else np.zeros(len(bare), dtype=bool)
-    return Windows(input_ids, np.array(owners, dtype=np.int64), tokens, truncated)
 
 
 # --------------------------------------------------------------------------- back ends
@@ -217,12 +92,23 @@ class TorchBackend:
                             if name in ("input_ids", "attention_mask", "token_type_ids")]
         self._torch = torch
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+    def prepare(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        """Tensors on the device; on CUDA through pinned memory with a non-blocking copy, so the
+        prefetch thread's copy of the next batch overlaps with the GPU running this one."""
         torch = self._torch
-        inputs = {key: torch.from_numpy(value).to(self.device) for key, value in batch.items()}
+        if not self.device.startswith("cuda"):
+            return {key: torch.from_numpy(value).to(self.device) for key, value in batch.items()}
+        return {key: torch.from_numpy(value).pin_memory().to(self.device, non_blocking=True)
+                for key, value in batch.items()}
+
+    def run(self, inputs: dict[str, Any]) -> np.ndarray:
+        torch = self._torch
         with torch.inference_mode(), self._autocast():
             logits = self.model(**inputs).logits
         return logits.float().cpu().numpy()
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        return self.run(self.prepare(batch))
 
     def _autocast(self) -> Any:
         import contextlib
@@ -285,7 +171,7 @@ class SentimentClassifier:
     def __init__(self, backend: Backend, encoder: TextEncoder, model_config: Any, *,
                  max_length: int | None = None, truncation: str = DEFAULT_TRUNCATION,
                  head_tokens: int | None = None, chunk_overlap: int | None = None,
-                 cleaning: str = "basic", batch_size: int = DEFAULT_BATCH_SIZE,
+                 cleaning: str = "basic", batch_size: int | None = None,
                  max_batch_tokens: int | str | None = "auto", name: str = "", tokenizer: Any = None) -> None:
         from .data import CLEANINGS
 
@@ -295,10 +181,9 @@ class SentimentClassifier:
         self.name = name
         self._order = label_order(model_config)
         limit = max_model_length(model_config, encoder)
-        self.max_length = _check_length(min(DEFAULT_MAX_LENGTH, limit) if max_length is None
-                                        else max_length, limit, encoder)
-        if truncation not in TRUNCATIONS:
-            raise UserError(f"truncation must be one of {', '.join(TRUNCATIONS)}, not {truncation!r}")
+        self.max_length = check_length(min(DEFAULT_MAX_LENGTH, limit) if max_length is None
+                                       else max_length, limit, encoder.special_count)
+        check_choice("truncation", truncation, TRUNCATIONS)
         budget = self.max_length - encoder.special_count
         if head_tokens is not None and not 0 <= head_tokens <= budget:
             raise UserError(f"head tokens must be in [0, {budget}], got {head_tokens}")
@@ -306,16 +191,17 @@ class SentimentClassifier:
             chunk_overlap = min(DEFAULT_CHUNK_OVERLAP, budget // 4)
         if not 0 <= chunk_overlap < budget:
             raise UserError(f"chunk overlap must be in [0, {budget}), got {chunk_overlap}")
+        device = getattr(backend, "device", "cpu")
+        batch_size = default_batch_size(device) if batch_size is None else batch_size
         if batch_size <= 0:
             raise UserError(f"batch size must be positive, got {batch_size}")
-        if cleaning not in CLEANINGS:
-            raise UserError(f"cleaning must be one of {', '.join(CLEANINGS)}, not {cleaning!r}")
+        check_choice("cleaning", cleaning, CLEANINGS)
         self.truncation = truncation
         self.head_tokens = head_budget(budget, head_tokens)
         self.chunk_overlap = chunk_overlap
         self.cleaning = cleaning
         self.batch_size = batch_size
-        self.max_batch_tokens = _batch_tokens(max_batch_tokens, getattr(backend, "device", "cpu"))
+        self.max_batch_tokens = default_batch_tokens(max_batch_tokens, device)
 
     @property
     def model(self) -> Any:
@@ -333,36 +219,42 @@ class SentimentClassifier:
         return getattr(self.backend, "device", "cpu")
 
     @classmethod
-    def load(cls, id_or_path: str | os.PathLike[str], *, device: str | None = None,
-             precision: str = "auto", backend: str = "torch", max_length: int | None = None,
-             truncation: str | None = None, head_tokens: int | None = None,
+    def load(cls, id_or_path: str | os.PathLike[str], *, config: InferenceConfig | None = None,
+             device: str | None = None, precision: str | None = None, backend: str | None = None,
+             max_length: int | None = None, truncation: str | None = None, head_tokens: int | None = None,
              chunk_overlap: int | None = None, batch_size: int | None = None,
              max_batch_tokens: int | str | None = "auto", trust_remote_code: bool = False
              ) -> SentimentClassifier:
         """Load a fine-tuned model folder, a Hub id, or a folder from ``imdb-sentiment export``.
 
-        ``precision``: ``auto`` (bf16 on GPUs and CPUs with bf16 units, else fp32), ``fp32``,
-        ``bf16`` or ``int8`` (CPU). ``backend``: ``torch``; ``onnx`` (ONNX Runtime on a cached
-        one-time export, int8 unless ``precision="fp32"``); or ``auto``: ONNX Runtime int8 on CPUs
-        without bf16 units (the fastest there, accuracy close to fp32: see benchmarks/), else torch.
-        A folder from ``imdb-sentiment export`` always runs on ONNX Runtime. Unset options fall
-        back to what the model was trained with (``train_config.toml``: length, truncation,
-        cleaning), then to the defaults, so predictions see reviews the way training did.
-        ``max_batch_tokens`` caps the padded tokens per batch (``auto``: 1,024 on CPUs, where a
-        few long inputs per batch run fastest; none on GPUs).
+        Settings come as an :class:`InferenceConfig` (``config``) or as keyword options, which
+        override it. ``precision``: ``auto`` (bf16 on GPUs and CPUs with bf16 units, else fp32),
+        ``fp32``, ``bf16`` or ``int8`` (CPU). ``backend``: ``torch`` (default); ``onnx`` (ONNX
+        Runtime on a cached one-time export, int8 unless ``precision="fp32"``); or ``auto``: ONNX
+        Runtime int8 on CPUs without bf16 units (the fastest there, accuracy close to fp32: see
+        benchmarks/), else torch. A folder from ``imdb-sentiment export`` always runs on ONNX
+        Runtime. Unset input options fall back to what the model was trained with
+        (``train_config.toml``: length, truncation, cleaning), then to the defaults, so
+        predictions see reviews the way training did. ``max_batch_tokens`` caps the padded tokens
+        per batch (``auto``: 1,024 on CPUs, where a few long inputs per batch run fastest; 64 Ki
+        on GPUs, where many rows per batch do); the default batch size is 32 rows on CPUs and
+        1,024 on GPUs.
         """
-        if precision not in PRECISIONS:
-            raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-        if backend not in BACKENDS:
-            raise UserError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+        import dataclasses
+
+        given = {"device": device, "precision": precision, "backend": backend, "max_length": max_length,
+                 "truncation": truncation, "head_tokens": head_tokens, "chunk_overlap": chunk_overlap,
+                 "batch_size": batch_size}
+        settings = dataclasses.replace(config or InferenceConfig(),
+                                       **{key: value for key, value in given.items() if value is not None})
+        if max_batch_tokens != "auto":
+            settings = dataclasses.replace(settings, max_batch_tokens=max_batch_tokens)
+        device, precision, backend = settings.device, settings.precision, settings.backend
         folder = Path(str(id_or_path)).expanduser()
         if not folder.exists() and is_local(id_or_path):  # before any slow import
             raise UserError(f"model path not found: {id_or_path}")
         trained = trained_settings(folder) if folder.is_dir() else {}
-        given = {"max_length": max_length, "truncation": truncation, "head_tokens": head_tokens,
-                 "chunk_overlap": chunk_overlap, "batch_size": batch_size}
-        options = {**trained, **{key: value for key, value in given.items() if value is not None},
-                   "max_batch_tokens": max_batch_tokens}
+        options = {**trained, **settings.input_settings(), "max_batch_tokens": settings.max_batch_tokens}
         if (folder / ONNX_META).is_file():  # an export folder has no PyTorch weights
             return cls._load_onnx(folder, device or "cpu", precision, options)
         if folder.is_dir() and _wants_onnx(backend, device, precision):
@@ -444,65 +336,65 @@ class SentimentClassifier:
         return to_predictions(self.predict_proba(texts, batch_size, progress))
 
     def predict_details(self, texts: Sequence[str], batch_size: int | None = None,
-                        progress: Progress | None = None) -> Details:
-        """Probabilities plus, per text, its token count, whether it was cut and its windows."""
-        from .data import clean_text
+                        progress: Progress | None = None, *, cache: bool = False) -> Details:
+        """Probabilities plus, per text, its token count, whether it was cut and its windows.
 
-        texts = [clean_text(text, self.cleaning) for text in _check_texts(texts)]
-        windows = make_windows(self.encoder, texts, self.max_length, self.truncation,
-                               self.head_tokens, self.chunk_overlap)
+        ``cache``: reuse (or store) the texts' tokens in the token cache (large scoring runs).
+        """
+        windows = self.windows(texts, cache=cache)
+        count = len(windows.tokens)
         logits = self._run(windows, batch_size or self.batch_size, progress)
-        counts = np.bincount(windows.owners, minlength=len(texts))
-        summed = np.zeros((len(texts), logits.shape[1]), dtype=np.float64)
+        counts = np.bincount(windows.owners, minlength=count)
+        summed = np.zeros((count, logits.shape[1]), dtype=np.float64)
         np.add.at(summed, windows.owners, logits)  # chunks: average the windows' logits
         mean = summed / np.maximum(counts, 1)[:, None]
         return Details(_softmax(mean)[:, self._order].astype(np.float32), windows.tokens,
                        windows.truncated, counts)
 
+    def windows(self, texts: Sequence[str], *, cache: bool = False) -> Windows:
+        """The model inputs of ``texts``: cleaned, tokenized (or read from the cache) and cut."""
+        from .data import clean_text
+
+        texts = [clean_text(text, self.cleaning) for text in _check_texts(texts)]
+        tokens: TokenArrays | None = None
+        if cache:
+            from .token_cache import cached_tokens
+
+            tokens = cached_tokens(self.encoder, texts)
+        return make_windows(self.encoder, texts, self.max_length, self.truncation, self.head_tokens,
+                            self.chunk_overlap, tokens)
+
     # ------------------------------------------------------------------ internals
 
     def _run(self, windows: Windows, batch_size: int, progress: Progress | None) -> np.ndarray:
-        lengths = np.array([len(ids) for ids in windows.input_ids], dtype=np.int64)
+        lengths = windows.lengths
         order = np.argsort(-lengths, kind="stable")  # longest first: memory errors show up at once
         out = np.empty((len(lengths), len(self._order)), dtype=np.float32)
         # Progress counts reviews: a window is 1/(its review's window count) of a review.
         share = 1.0 / np.bincount(windows.owners)[windows.owners] if len(lengths) else np.zeros(0)
         done = 0.0
-        for part in batch_slices(lengths[order], batch_size, self.max_batch_tokens):
-            rows = order[part]
-            out[rows] = self.backend(self._batch(windows.input_ids, rows, int(lengths[rows].max())))
+        parts = [order[part] for part in batch_slices(lengths[order], batch_size, self.max_batch_tokens)]
+        prepare = getattr(self.backend, "prepare", None)
+        run = getattr(self.backend, "run", self.backend)
+
+        def assemble(rows: np.ndarray) -> tuple[np.ndarray, Any]:
+            batch = self._batch(windows, rows)
+            return rows, prepare(batch) if prepare is not None else batch
+
+        # The next batches are padded (and, on CUDA, copied) while the model runs this one.
+        for rows, inputs in prefetch(parts, assemble):  # type: ignore[arg-type]
+            out[rows] = run(inputs)
             if progress is not None:
                 before, done = done, done + float(share[rows].sum())
                 progress(round(done) - round(before))
         return out
 
-    def _batch(self, input_ids: list[list[int]], rows: np.ndarray, width: int) -> dict[str, np.ndarray]:
-        ids = np.full((len(rows), width), self.encoder.pad_id, dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        for r, i in enumerate(rows):
-            ids[r, : len(input_ids[i])] = input_ids[i]
-            mask[r, : len(input_ids[i])] = 1
+    def _batch(self, windows: Windows, rows: np.ndarray) -> dict[str, np.ndarray]:
+        ids, mask = windows.batch(rows, self.encoder.pad_id)
         batch = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self.backend.input_names:
             batch["token_type_ids"] = np.zeros_like(ids)
         return batch
-
-
-def batch_slices(sorted_lengths: np.ndarray, batch_size: int, max_tokens: int | None) -> list[slice]:
-    """Consecutive batches over lengths sorted longest first: at most ``batch_size`` rows and,
-    with ``max_tokens``, at most that many padded tokens (a long input may still go alone).
-
-    On CPUs a few long inputs per batch run faster than many: the attention scores of a big
-    batch of 512-token inputs no longer fit in the caches.
-    """
-    slices = []
-    start, count = 0, len(sorted_lengths)
-    while start < count:
-        width = max(int(sorted_lengths[start]), 1)
-        rows = batch_size if max_tokens is None else max(1, min(batch_size, max_tokens // width))
-        slices.append(slice(start, min(start + rows, count)))
-        start += rows
-    return slices
 
 
 def to_predictions(probabilities: np.ndarray) -> list[dict[str, Any]]:
@@ -523,23 +415,6 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
         if not isinstance(text, str):
             raise UserError(f"text {index} is not a string ({type(text).__name__})")
     return texts
-
-
-def _batch_tokens(value: int | str | None, device: str) -> int | None:
-    """``auto``: a token budget on CPUs (measured fastest there), none on GPUs."""
-    if value == "auto":
-        return DEFAULT_CPU_BATCH_TOKENS if device == "cpu" else None
-    if value is not None and (not isinstance(value, int) or value <= 0):
-        raise UserError(f"max batch tokens must be positive, got {value}")
-    return value
-
-
-def _check_length(max_length: int, limit: int, encoder: TextEncoder) -> int:
-    if max_length > limit:
-        raise UserError(f"--max-length {max_length} is beyond this model's {limit} positions")
-    if max_length <= encoder.special_count:
-        raise UserError(f"--max-length {max_length} leaves no room for text")
-    return max_length
 
 
 def _wants_onnx(backend: str, device: str | None, precision: str) -> bool:

@@ -1,12 +1,13 @@
-"""Load a model and tokenizer from a Hub id or a local path; labels; token-exact truncation."""
+"""Load a model and tokenizer from a Hub id or a local path; labels; precision and memory.
+
+Tokenization and truncation live in :mod:`imdb_sentiment.encoding`.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -148,115 +149,6 @@ def _safe_label_order(config: Any) -> list[int] | None:
     if len(negative) != 1 or len(positive) != 1 or negative == positive:
         return None
     return [negative[0], positive[0]]
-
-
-# --------------------------------------------------------------------------- truncation
-
-
-@dataclass(frozen=True)
-class SpecialTokens:
-    """The special tokens a tokenizer puts around one sequence (e.g. ``[CLS] … [SEP]``)."""
-
-    prefix: tuple[int, ...]
-    suffix: tuple[int, ...]
-
-    @property
-    def count(self) -> int:
-        return len(self.prefix) + len(self.suffix)
-
-
-def special_tokens(tokenizer: PreTrainedTokenizerBase) -> SpecialTokens:
-    return _special_tokens_cached(tokenizer)
-
-
-@functools.lru_cache(maxsize=16)
-def _special_tokens_cached(tokenizer: Any) -> SpecialTokens:
-    # transformers v5 has no build_inputs_with_special_tokens; read the template off one encoding.
-    probe = "movie"
-    bare = tokenizer(probe, add_special_tokens=False)["input_ids"]
-    full = tokenizer(probe)["input_ids"]
-    for start in range(len(full) - len(bare) + 1):
-        if full[start : start + len(bare)] == bare:
-            return SpecialTokens(tuple(full[:start]), tuple(full[start + len(bare) :]))
-    raise UserError("cannot find where this tokenizer places its special tokens")
-
-
-def max_model_length(model_config: Any, tokenizer: PreTrainedTokenizerBase) -> int:
-    """The longest input the model accepts, special tokens included."""
-    limits = [getattr(model_config, "max_position_embeddings", None)]
-    if getattr(model_config, "model_type", "") in {"roberta", "xlm-roberta", "camembert"}:
-        limits = [limits[0] - 2 if limits[0] else None]  # RoBERTa reserves two positions
-    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
-    if tokenizer_limit and tokenizer_limit < 1_000_000:
-        limits.append(tokenizer_limit)
-    known = [limit for limit in limits if limit]
-    return min(known) if known else 512
-
-
-def check_max_length(max_length: int, model_config: Any, tokenizer: PreTrainedTokenizerBase) -> int:
-    limit = max_model_length(model_config, tokenizer)
-    if max_length > limit:
-        raise UserError(f"--max-length {max_length} is beyond this model's {limit} positions")
-    if max_length <= special_tokens(tokenizer).count:
-        raise UserError(f"--max-length {max_length} leaves no room for text")
-    return max_length
-
-
-def head_budget(budget: int, head_tokens: int | None = None) -> int:
-    """Tokens kept from the start under head-tail truncation.
-
-    ``None`` keeps a quarter of the budget: 128 + 382 at 512 positions (Sun et al. 2019's best
-    split), and the same proportion for shorter inputs, e.g. 32 + 94 at 128 positions.
-    """
-    if head_tokens is None:
-        return round(budget / 4)
-    return min(head_tokens, budget)
-
-
-def truncate_ids(ids: list[int], budget: int, strategy: str = "head",
-                 head_tokens: int | None = None) -> list[int]:
-    """Cut token ids (without specials) to ``budget``: first tokens, or first + last (head-tail)."""
-    if len(ids) <= budget:
-        return ids
-    if strategy == "head":
-        return ids[:budget]
-    if strategy == "head-tail":
-        head = head_budget(budget, head_tokens)
-        tail = budget - head
-        return ids[:head] + (ids[-tail:] if tail else [])
-    raise UserError(f"unknown truncation {strategy!r}; use head or head-tail")
-
-
-def encode(
-    tokenizer: PreTrainedTokenizerBase,
-    texts: list[str],
-    max_length: int = 512,
-    truncation: str = "head",
-    head_tokens: int | None = None,
-) -> dict[str, list[list[int]]]:
-    """Tokenize texts to at most ``max_length`` ids each (specials included), token-exact.
-
-    ``head`` keeps the first tokens; ``head-tail`` keeps ``head_tokens`` (default: a quarter of
-    the budget) from the start and the rest from the end (Sun et al. 2019). No padding: batches
-    pad dynamically.
-    """
-    specials = special_tokens(tokenizer)
-    budget = max_length - specials.count
-    # We tokenize whole reviews on purpose and cut them below; mute the "longer than max" warning.
-    warned = getattr(tokenizer, "deprecation_warnings", None)
-    if isinstance(warned, dict):
-        warned["sequence-length-is-longer-than-the-specified-maximum"] = True
-    bare = tokenizer(list(texts), add_special_tokens=False, truncation=False,
-                     return_attention_mask=False, return_token_type_ids=False)["input_ids"]
-    input_ids = [list(specials.prefix) + truncate_ids(ids, budget, truncation, head_tokens)
-                 + list(specials.suffix) for ids in bare]
-    encoded: dict[str, list[list[int]]] = {
-        "input_ids": input_ids,
-        "attention_mask": [[1] * len(ids) for ids in input_ids],
-    }
-    if "token_type_ids" in getattr(tokenizer, "model_input_names", []):
-        encoded["token_type_ids"] = [[0] * len(ids) for ids in input_ids]
-    return encoded
 
 
 # --------------------------------------------------------------------------- precision

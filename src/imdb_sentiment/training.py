@@ -218,7 +218,8 @@ def _fit(model_id: str, frames: dict[str, pd.DataFrame], config: TrainConfig, wo
     """
     from transformers import set_seed
 
-    from .modeling import check_max_length, default_device, load_classifier, out_of_memory_hint
+    from .encoding import check_max_length
+    from .modeling import default_device, load_classifier, out_of_memory_hint
 
     set_seed(config.seed)  # the new classification head is initialised at load time
     model, tokenizer = load_classifier(model_id, require_head=False, trust_remote_code=trust_remote_code)
@@ -286,10 +287,12 @@ def _name_labels(model: PreTrainedModel) -> list[int]:
 def _encode(tokenizer: PreTrainedTokenizerBase, frame: pd.DataFrame, config: TrainConfig,
             order: list[int], by_length: bool = False) -> EncodedReviews:
     """Token-exact encodings; ``by_length`` sorts them so evaluation batches pad little."""
-    from .modeling import encode
+    from .encoding import encode, encoder_for
+    from .token_cache import cached_tokens
 
-    encoded = encode(tokenizer, frame["text"].tolist(), config.max_length, config.truncation,
-                     config.head_tokens)
+    texts = frame["text"].tolist()
+    encoded = encode(tokenizer, texts, config.max_length, config.truncation, config.head_tokens,
+                     cached_tokens(encoder_for(tokenizer), texts))
     labels = [order[int(label)] for label in frame["label"]]
     if by_length:
         rows = np.argsort([-len(ids) for ids in encoded["input_ids"]], kind="stable")
@@ -411,13 +414,14 @@ def _best_validation(history: list[dict[str, Any]], size: int) -> dict[str, Any]
 def _score_test(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, config: TrainConfig,
                 frame: pd.DataFrame, progress: bool) -> tuple[dict[str, Any], pd.DataFrame]:
     """Score the kept model once on the test split, with the same truncation as in training."""
+    from .encoding import encoder_for
     from .evaluation import score_frame
-    from .inference import SentimentClassifier, TextEncoder, TorchBackend
+    from .inference import SentimentClassifier, TorchBackend
 
     precision = "bf16" if trainer.args.bf16 else "fp32"
     backend = TorchBackend(trainer.model, str(trainer.args.device), precision, tokenizer.model_input_names)
     classifier = SentimentClassifier(
-        backend, TextEncoder.from_transformers(tokenizer), trainer.model.config,
+        backend, encoder_for(tokenizer), trainer.model.config,
         max_length=config.max_length, truncation=config.truncation, head_tokens=config.head_tokens,
         batch_size=config.eval_batch_size, cleaning="none", tokenizer=tokenizer,  # frames are cleaned
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from .options import (
+    BATCH_SIZE,
     CLEANING,
     DATA,
     HEAD_TOKENS_HELP,
@@ -18,7 +19,7 @@ from .options import (
     RUNS_DIR,
     SEED,
     TEXT_COLUMN,
-    TRUNCATION_HELP,
+    TRUNCATION,
     TRUST_REMOTE_CODE,
     quiet_model_loading,
 )
@@ -33,10 +34,9 @@ def evaluate(
     max_length: int | None = typer.Option(
         None, "--max-length",
         help="Tokens per review (default: what the model was trained with, else 512 or the model's limit)."),
-    truncation: str | None = typer.Option(
-        None, "--truncation", help=TRUNCATION_HELP + " Default: as trained, else head-tail."),
+    truncation: str | None = TRUNCATION,
     head_tokens: int | None = typer.Option(None, "--head-tokens", help=HEAD_TOKENS_HELP),
-    batch_size: int = typer.Option(64, "--batch-size", help="Reviews per forward pass."),
+    batch_size: int | None = BATCH_SIZE,
     precision: str = typer.Option("auto", "--precision", help="auto (bf16 where fast), bf16 or fp32."),
     cleaning: str = CLEANING,
     text_column: str = TEXT_COLUMN,

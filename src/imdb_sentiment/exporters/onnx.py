@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..artifacts import atomic_output_dir, write_json
+from ..artifacts import CACHE_ENV, atomic_output_dir, cache_root, write_json
 from ..errors import UserError
 
 ONNX_META = "onnx_export.json"
@@ -159,17 +159,6 @@ def _copy_training_record(source: Path, folder: Path) -> None:
 
 
 # --------------------------------------------------------------------------- cache
-
-CACHE_ENV = "IMDB_SENTIMENT_CACHE"
-
-
-def cache_root() -> Path:
-    """``$IMDB_SENTIMENT_CACHE``, else ``$XDG_CACHE_HOME/imdb-sentiment``, else ``~/.cache/...``."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "imdb-sentiment"
-
 
 def cache_key(folder: Path, quantize: str | None) -> str:
     """Changes whenever a file of the model folder, this package or ONNX Runtime changes.
