@@ -46,7 +46,7 @@ def test_second_call_is_a_hit_with_the_same_tokens(cache: Path, counting) -> Non
 
 
 def test_each_key_part_gets_its_own_entry(cache: Path, counting, tiny_classifier: Path) -> None:
-    encoder, seen = counting
+    encoder, _ = counting
     token_cache.cached_tokens(encoder, TEXTS)
     changed_text = [*TEXTS[:-1], TEXTS[-1] + "!"]
     token_cache.cached_tokens(encoder, changed_text)  # the data
