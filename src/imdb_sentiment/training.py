@@ -325,6 +325,8 @@ def training_arguments(config: TrainConfig, work: Path, *, device: str, progress
         dataloader_num_workers=workers, dataloader_pin_memory=cuda,
         dataloader_persistent_workers=workers > 0, torch_compile=config.torch_compile,
         report_to="none", disable_tqdm=not progress, use_cpu=device == "cpu",
+        # One fused kernel per step instead of a launch per tensor; the same AdamW update.
+        optim="adamw_torch_fused" if cuda else "adamw_torch",
     )
     accepted = inspect.signature(TrainingArguments).parameters
     if config.group_by_length:  # the option's name changed within transformers 5.x
@@ -414,16 +416,20 @@ def _best_validation(history: list[dict[str, Any]], size: int) -> dict[str, Any]
 def _score_test(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, config: TrainConfig,
                 frame: pd.DataFrame, progress: bool) -> tuple[dict[str, Any], pd.DataFrame]:
     """Score the kept model once on the test split, with the same truncation as in training."""
+    from .batching import default_batch_size
     from .encoding import encoder_for
     from .evaluation import score_frame
     from .inference import SentimentClassifier, TorchBackend
 
     precision = "bf16" if trainer.args.bf16 else "fp32"
-    backend = TorchBackend(trainer.model, str(trainer.args.device), precision, tokenizer.model_input_names)
+    device = str(trainer.args.device)
+    backend = TorchBackend(trainer.model, device, precision, tokenizer.model_input_names)
+    # Scoring needs no gradients: on a GPU batches as large as the token budget allows.
+    batch_size = max(config.eval_batch_size, default_batch_size("cpu" if device == "cpu" else device))
     classifier = SentimentClassifier(
         backend, encoder_for(tokenizer), trainer.model.config,
         max_length=config.max_length, truncation=config.truncation, head_tokens=config.head_tokens,
-        batch_size=config.eval_batch_size, cleaning="none", tokenizer=tokenizer,  # frames are cleaned
+        batch_size=batch_size, cleaning="none", tokenizer=tokenizer,  # frames are cleaned
     )
     metrics, predictions = score_frame(classifier, frame, progress=progress, batch_option="--eval-batch-size")
     metrics.update(max_length=classifier.max_length, truncation=classifier.truncation,
