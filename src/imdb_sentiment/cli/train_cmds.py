@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -102,7 +103,8 @@ def train(
                    "--max-test-samples N scores a subset, --no-test skips it", err=True)
     result = training.train(
         run["model"], run["data"], output, config, overwrite=overwrite, resume=resume,
-        evaluate_test=not no_test, max_test_samples=run["max_test_samples"], progress=True,
+        evaluate_test=not no_test, max_test_samples=run["max_test_samples"],
+        progress=sys.stderr.isatty(),
         cleaning=run["cleaning"], text_column=run["text_column"], label_column=run["label_column"],
         preset=run["preset"], trust_remote_code=trust_remote_code,
     )
