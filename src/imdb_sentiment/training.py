@@ -82,13 +82,15 @@ def train(
     label_column: str = "label",
     preset: str | None = None,
     trust_remote_code: bool = False,
+    runs_dir: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
     """Fine-tune ``model`` on ``data`` and, with ``output``, save a model ``pipeline`` can load.
 
     Keeps the epoch with the best validation accuracy, then scores it once on the test split
     (``max_test_samples``: a seeded, stratified subset). ``output=None`` trains in a temporary
     folder and saves nothing (hyper-parameter search). ``callbacks`` go to the ``Trainer``;
-    per-epoch validation accuracy reaches them as ``metrics["eval_accuracy"]``.
+    per-epoch validation accuracy reaches them as ``metrics["eval_accuracy"]``. With ``runs_dir``
+    the run is recorded there (see ``tracking``).
     """
     config.validate()
     if push_to_hub and output is None:
@@ -109,9 +111,22 @@ def train(
         if output is not None:
             result.output_dir = _save(output, overwrite, trainer, result, run, predictions)
             shutil.rmtree(work, ignore_errors=True)  # checkpoints are no longer needed
+    if runs_dir is not None:
+        _record_run(runs_dir, result, run)
     if push_to_hub and result.output_dir is not None:
         push_model(result.output_dir, push_to_hub)
     return result
+
+
+def _record_run(runs_dir: str | os.PathLike[str], result: TrainResult, run: dict[str, Any]) -> None:
+    from .tracking import log_run
+
+    metrics = {key: value for key, value in metrics_document(result).items()
+               if key not in ("history", "config")}
+    params = {**{key: value for key, value in run.items() if key != "model"}, **result.config.to_dict()}
+    artifacts = [result.output_dir] if result.output_dir is not None else []
+    log_run(runs_dir, stage="train", model=run["model"], params=params, metrics=metrics,
+            duration=result.train_seconds, artifacts=artifacts, history=result.history)
 
 
 def metrics_document(result: TrainResult) -> dict[str, Any]:
