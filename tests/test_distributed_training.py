@@ -24,32 +24,33 @@ def data_dir(tmp_path_factory) -> Path:
     for split, n in (("train", 160), ("test", 40)):
         texts = [f"A wonderful, moving film {split}{i}." if i % 2 else f"A dull, boring film {split}{i}."
                  for i in range(n)]
-        pd.DataFrame({"text": texts, "label": [i % 2 for i in range(n)]}).to_parquet(folder / f"{split}.parquet")
+        frame = pd.DataFrame({"text": texts, "label": [i % 2 for i in range(n)]})
+        frame.to_parquet(folder / f"{split}.parquet")
     return folder
 
 
-def _train(launcher: list[str], model: Path, data: Path, output: Path, runs: Path) -> subprocess.CompletedProcess:
+def _torchrun(model: Path, data: Path, output: Path, runs: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
-    command = [*launcher, "train", "--model", str(model), "--data", str(data), "--output", str(output),
-               "--runs-dir", str(runs), *SETTINGS]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "imdb_sentiment", "train", "--model", str(model), "--data", str(data),
+               "--output", str(output), "--runs-dir", str(runs), *SETTINGS]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, check=False)
 
 
 @pytest.mark.slow
 def test_torchrun_two_processes_write_one_model_one_record_and_one_test_score(
         tiny_encoder, data_dir, tmp_path):
+    from imdb_sentiment.cli import main
     from imdb_sentiment.evaluation import evaluate_model
     from imdb_sentiment.tracking import list_runs
 
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                "-m", "imdb_sentiment"]
     ddp, ddp_runs = tmp_path / "ddp" / "model", tmp_path / "ddp" / "runs"
-    done = _train(torchrun, tiny_encoder, data_dir, ddp, ddp_runs)
+    done = _torchrun(tiny_encoder, data_dir, ddp, ddp_runs)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("test accuracy") == 1  # one summary, from the main process
-    single, single_runs = tmp_path / "single" / "model", tmp_path / "single" / "runs"
-    alone = _train([sys.executable, "-m", "imdb_sentiment"], tiny_encoder, data_dir, single, single_runs)
-    assert alone.returncode == 0, alone.stderr[-3000:]
+    single = tmp_path / "single" / "model"
+    assert main(["train", "--model", str(tiny_encoder), "--data", str(data_dir), "--output", str(single),
+                 "--runs-dir", "none", *SETTINGS]) == 0
 
     # Same layout as a single-process run, and nothing left beside it (work folder, partial outputs).
     assert sorted(p.name for p in ddp.iterdir()) == sorted(p.name for p in single.iterdir())
