@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning user mistakes into one line on stderr and exit 2."""
     _quiet_libraries()
     try:
-        app(args=argv, standalone_mode=False)
+        # typer turns Ctrl-C into exit code 130 and, in this mode, returns it instead of exiting
+        code = app(args=argv, standalone_mode=False)
     except UserError as error:
         typer.echo(f"error: {error}", err=True)
         return error.exit_code
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             error.show()
             return error.exit_code
         raise
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":
