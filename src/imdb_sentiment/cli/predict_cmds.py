@@ -56,11 +56,33 @@ def predict(
         help="Progress bar on stderr (default: when stderr is a terminal)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output file."),
     trust_remote_code: bool = TRUST_REMOTE_CODE,
+    engine: str = typer.Option(
+        "local", "--engine",
+        help="local (this process) or ray: --input is then a file, folder or glob of parquet/CSV/JSONL "
+             "files and --output a folder of parquet parts (needs imdb-sentiment[scale])."),
+    address: str | None = typer.Option(
+        None, "--address", help="With --engine ray: join this Ray cluster (e.g. auto, ray://HOST:10001); "
+                                "default: start a local one."),
+    actors: int | None = typer.Option(
+        None, "--actors", help="With --engine ray: model replicas (default: one per CPU, or per GPU)."),
+    gpus_per_actor: float = typer.Option(
+        0.0, "--gpus-per-actor", help="With --engine ray: GPUs each replica reserves (e.g. 1 or 0.5)."),
 ) -> None:
     """Classify reviews as POSITIVE or NEGATIVE, with the probability of that label."""
     from ..inference import check_output_file
+    from ..ray_scoring import RayScoring, check_engine
 
     check_inference_choices(truncation, precision, backend, batch_size)
+    if check_engine(engine) == "ray":
+        if input_path is None or output_path is None or texts:
+            raise UserError("--engine ray needs --input FILES and --output FOLDER (and no review texts)")
+        _predict_ray(RayScoring(
+            model=model, inputs=str(input_path), output=output_path, text_column=text_column, address=address,
+            actors=actors, gpus_per_actor=gpus_per_actor, overwrite=overwrite, progress=bool(progress),
+            classifier=dict(device=device, precision=precision, backend=backend, max_length=max_length,
+                            truncation=truncation, head_tokens=head_tokens, chunk_overlap=chunk_overlap,
+                            batch_size=batch_size, trust_remote_code=trust_remote_code)))
+        return
     if input_path is None and output_path is not None:
         raise UserError("--output needs --input (texts given on the command line are printed)")
     if input_path is not None:
@@ -85,6 +107,7 @@ def predict(
 
 if TYPE_CHECKING:
     from ..inference import SentimentClassifier
+    from ..ray_scoring import RayScoring
 
 
 def _stdin_reviews() -> list[str]:
@@ -139,6 +162,17 @@ def _predict_file(classifier: SentimentClassifier, input_path: Path, output_path
     if summary.columns[0] != "label":
         typer.echo(f"note: the input already has label/score columns; results are in "
                    f"{', '.join(summary.columns)}", err=True)
+    _warn_bad_rows(summary.bad_rows, f"row(s) (see the {summary.columns[3]} column)")
+
+
+def _predict_ray(job: RayScoring) -> None:
+    from ..ray_scoring import score_files
+
+    summary = score_files(job)
+    rate = summary.rows / summary.seconds if summary.seconds > 0 else 0.0
+    typer.echo(f"predicted {summary.rows - summary.bad_rows} review(s) from {summary.files} file(s) on "
+               f"{summary.actors} Ray actor(s) in {summary.seconds:.1f} s ({rate:.1f} rows/s) "
+               f"-> {job.output}", err=True)
     _warn_bad_rows(summary.bad_rows, f"row(s) (see the {summary.columns[3]} column)")
 
 
