@@ -79,19 +79,9 @@ def _trials(url: str, study: str) -> list:
 
 
 def test_two_workers_share_one_postgresql_study(postgres_url, tmp_path, runs_dir):
-    from test_tuning import WORKER  # the same worker as the SQLite test: real Optuna, fake training
+    from test_tuning import run_workers  # the SQLite test's workers: real Optuna, fake training
 
-    ready = tmp_path / "ready"
-    ready.mkdir()
-    script = WORKER.format(tests=str(ROOT / "tests"), storage=postgres_url, runs=str(runs_dir),
-                           ready=str(ready))
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(ROOT / "src")}
-    workers = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
-    outputs = [worker.communicate(timeout=240) for worker in workers]
-    for worker, (_, err) in zip(workers, outputs, strict=True):
-        assert worker.returncode == 0, err
-    ran = [int(out.split("ran")[-1]) for out, _ in outputs]
+    ran = run_workers(postgres_url, runs_dir, tmp_path)
     trials = _trials(postgres_url, "shared")
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     assert len(complete) == sum(ran) == len(trials) >= 6  # the total is reached, nothing left running
