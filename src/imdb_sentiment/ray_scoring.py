@@ -109,7 +109,8 @@ def score_files(job: RayScoring) -> RaySummary:
         actors = job.actors or _default_actors(ray, job)
         scored = dataset.map_batches(
             _Scorer, fn_constructor_args=(model, job.classifier, job.text_column, job.cpus_per_actor),
-            batch_format="pandas", batch_size=job.rows_per_batch, concurrency=actors,
+            batch_format="pandas", batch_size=job.rows_per_batch,
+            compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=job.cpus_per_actor, num_gpus=job.gpus_per_actor)
         started = time.perf_counter()
         with atomic_output_dir(job.output, job.overwrite) as folder:
@@ -152,7 +153,11 @@ def _connect(ray: Any, address: str | None) -> bool:
 
 def _read(ray: Any, files: list[Path], text_column: str, progress: bool) -> Any:
     """One dataset block per file, each read by :func:`inference.read_reviews` as `predict` reads it."""
+    import logging
+
     ray.data.DataContext.get_current().enable_progress_bars = progress
+    if not progress:  # the one-line summary says what happened; Ray Data's plan logs would bury it
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
     paths = ray.data.from_items([{"path": str(path)} for path in files], override_num_blocks=len(files))
     return paths.map_batches(_read_files, batch_size=1, batch_format="pandas", **IO_TASK,
                              fn_kwargs={"text_column": text_column})
