@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
     _flags_without_type()
     try:
-        code = app(args=argv, standalone_mode=False)
+        code = app(args=argv, prog_name="imdb-sentiment", standalone_mode=False)
     except UserError as error:
         typer.echo(f"error: {error}", err=True)
         return error.exit_code
