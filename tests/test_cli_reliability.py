@@ -106,15 +106,16 @@ def test_every_command_refuses_usage_mistakes(path: list[str], command: object,
 def test_unknown_command_and_bare_group(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(["no-such-command"], capsys)
     assert code == 2 and "No such command 'no-such-command'" in err and "Traceback" not in out + err
-    code, out, err = run(["data"], capsys)
-    assert code == 2 and "info" in out + err and "Traceback" not in out + err
+    code, out, err = run(["data"], capsys)  # a group without its command: its help
+    assert code in (0, 2) and "info" in out + err and "Traceback" not in out + err
 
 
-def test_bare_program_shows_help_and_exits_2() -> None:
-    """Plain ``imdb-sentiment``: the help and exit 2, as click does for a missing command."""
+def test_bare_program_shows_help_without_a_traceback() -> None:
+    """Plain ``imdb-sentiment``: the help, and click's exit code for a missing command: 2 since
+    click 8.2 (and typer 0.29's own copy of it), 0 with older click."""
     command = str(Path(sys.executable).with_name("imdb-sentiment"))
     done = subprocess.run([command], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2
+    assert done.returncode in (0, 2)
     shown = done.stdout + done.stderr  # typer's rich help goes to stdout, click's plain one to stderr
     assert "Traceback" not in shown and "predict" in shown and "Usage:" in shown
 
@@ -193,12 +194,13 @@ def test_ctrl_c_in_evaluate_exits_130_and_writes_nothing(tiny_classifier: Path, 
 
 def test_sigint_exits_130_with_one_line(tiny_classifier: Path) -> None:
     """A real Ctrl-C, delivered while ``predict`` waits for reviews on stdin."""
-    code = ("import sys; from imdb_sentiment.cli import main; "
+    code = ("import sys; from imdb_sentiment.cli import main; print('ready', file=sys.stderr, flush=True); "
             f"sys.exit(main(['predict', '-m', {str(tiny_classifier)!r}]))")
     process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
-    time.sleep(3)
+    assert process.stderr.readline() == "ready\n"  # Python runs: the interrupt becomes an exception
+    time.sleep(1)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 130, err

@@ -111,6 +111,8 @@ def _click_outcome(error: Exception) -> int | None:
     if isinstance(error, _exception_types("Exit")):
         return int(getattr(error, "exit_code", 0))
     if isinstance(error, _exception_types("Abort")):
+        if isinstance(error.__context__, KeyboardInterrupt):  # click < 8.2 turns Ctrl-C into an abort
+            return INTERRUPTED
         typer.echo("aborted", err=True)
         return 1
     if isinstance(error, _exception_types("ClickException")):
