@@ -25,6 +25,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -65,11 +66,15 @@ def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen:
                "--host", HOST, "--port", str(port), "--log-level", "warning",
                "--max-wait-ms", str(args.max_wait_ms), "--max-batch", str(args.max_batch),
                "--max-length", str(args.max_length), "--backend", args.backend]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # The server's log goes to a file: an undrained pipe would stall a server that logs a lot.
+    log = tempfile.NamedTemporaryFile(prefix="serve-load-", suffix=".log", delete=False)  # noqa: SIM115
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+    server.log_path = log.name  # type: ignore[attr-defined]
+    log.close()
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise SystemExit(f"server exited early: {server.stderr.read() if server.stderr else ''}")
+            raise SystemExit(f"server exited early: {Path(log.name).read_text(errors='replace')}")
         try:
             if request(port, "GET", "/health")[0] == 200:
                 return server
@@ -149,7 +154,7 @@ def round_of_requests(port: int, texts: list[str], poisoned: bool) -> list[tuple
     """All requests at once; (poisoned, status, seconds) each. Status 0: no HTTP answer."""
     bodies = [(False, json.dumps({"texts": [text]}).encode("utf-8")) for text in texts]
     if poisoned:
-        bodies[len(bodies) // 2] = (True, POISON.encode("utf-8"))
+        bodies.insert(len(bodies) // 2, (True, POISON.encode("utf-8")))
     results: list[tuple[bool, int, float]] = [(False, 0, 0.0)] * len(bodies)
     gate = threading.Barrier(len(bodies))
 
@@ -219,8 +224,8 @@ def mixed(args: argparse.Namespace, texts: list[str], port: int, server: subproc
     still_up = request(port, "GET", "/health")[0] == 200
     good_clean = [seconds for _, status, seconds in clean if status == 200]
     good_dirty = [seconds for bad, status, seconds in dirty if not bad and status == 200]
-    p50_clean = float(np.percentile(good_clean, 50)) * 1000 if good_clean else float("nan")
-    p50_dirty = float(np.percentile(good_dirty, 50)) * 1000 if good_dirty else float("nan")
+    p50_clean = round(float(np.percentile(good_clean, 50)) * 1000, 1) if good_clean else None
+    p50_dirty = round(float(np.percentile(good_dirty, 50)) * 1000, 1) if good_dirty else None
     poisoned = [status for bad, status, _ in dirty if bad]
     return {
         "rounds": args.rounds, "requests_per_round": args.concurrency,
@@ -228,12 +233,13 @@ def mixed(args: argparse.Namespace, texts: list[str], port: int, server: subproc
         "good_failed_clean_rounds": sum(1 for _, status, _ in clean if status != 200),
         "good_failed_poisoned_rounds": sum(1 for bad, status, _ in dirty if not bad and status != 200),
         "poisoned_statuses": {str(code): poisoned.count(code) for code in sorted(set(poisoned))},
-        "good_p50_ms": {"clean_rounds": round(p50_clean, 1), "poisoned_rounds": round(p50_dirty, 1),
-                        "ratio": round(p50_dirty / p50_clean, 2) if good_clean and good_dirty else None},
+        "good_p50_ms": {"clean_rounds": p50_clean, "poisoned_rounds": p50_dirty,
+                        "ratio": round(p50_dirty / p50_clean, 2) if p50_clean and p50_dirty else None},
         "oversized_chunked_body": oversized,
         "server_memory_mib": {"before": memory_before, "after_rounds": memory_after_rounds,
                               "after_oversized_body": memory_after_oversized},
         "server_up_afterwards": still_up,
+        "server_log_tracebacks": Path(server.log_path).read_text(errors="replace").count("Traceback"),
     }
 
 
@@ -272,6 +278,7 @@ def main() -> None:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
+        Path(server.log_path).unlink(missing_ok=True)
     done = [i for i, label in enumerate(labels) if label is not None]
     answered = np.array([int(labels[i] == "POSITIVE") for i in done])
     measured = latencies[~np.isnan(latencies)] * 1000
