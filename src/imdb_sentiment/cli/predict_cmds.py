@@ -29,6 +29,11 @@ from .options import (
     load_classifier,
 )
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..inference import SentimentClassifier
+
 
 def predict(
     texts: list[str] | None = typer.Argument(
@@ -58,6 +63,10 @@ def predict(
         None, "--progress/--no-progress",
         help="Progress bar on stderr (default: when stderr is a terminal)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output file."),
+    explain_engine: bool = typer.Option(
+        False, "--explain-engine",
+        help="Say on stderr which back end and precision run the model and why (on CPUs the fastest is "
+             "measured once per model and machine, then cached). Without reviews, only that."),
     trust_remote_code: bool = TRUST_REMOTE_CODE,
 ) -> None:
     """Classify reviews as POSITIVE or NEGATIVE, with the probability of that label.
@@ -80,22 +89,25 @@ def predict(
         else:
             check_output_format(output_format)
         reviews = read_reviews(input_path, text_column)  # a bad file fails before the model loads too
-    else:
-        texts = _argument_reviews(texts) if texts else _stdin_reviews()
+    elif texts:
+        texts = _argument_reviews(texts)
+    elif not explain_engine:
+        texts = _stdin_reviews()
     classifier = load_classifier(model, device=device, precision=precision, backend=backend,
                                  max_length=max_length, truncation=truncation, head_tokens=head_tokens,
                                  chunk_overlap=chunk_overlap, batch_size=batch_size,
                                  trust_remote_code=trust_remote_code)
+    if explain_engine:
+        info = classifier.info()
+        typer.echo(f"engine: {info['backend']} {info['precision']} on {info['device']}: "
+                   f"{info['engine_reason']}", err=True)
+        if not texts and input_path is None:
+            return
     if input_path is not None:
         _predict_file(classifier, input_path, output_path, text_column, overwrite,
                       sys.stderr.isatty() if progress is None else progress, output_format, reviews)
     else:
         _predict_texts(classifier, texts, as_json)
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from ..inference import SentimentClassifier
 
 
 def _argument_reviews(texts: list[str]) -> list[str]:
