@@ -6,7 +6,6 @@ import io
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +18,7 @@ from imdb_sentiment.inference import SentimentClassifier
 REVIEWS = ["A wonderful, moving film.", "Dull, and far too long.", "Fine.", "Great cast, weak plot."]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The command line's default backend exports the model once; keep that export in a test folder."""
-    folder = tmp_path_factory.mktemp("cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("IMDB_SENTIMENT_CACHE", str(folder))
-        yield folder
+pytestmark = pytest.mark.usefixtures("onnx_cache")
 
 
 @pytest.fixture(scope="module")
