@@ -101,7 +101,7 @@ def train(
     if output is not None:
         from .artifacts import check_output_dir
 
-        check_output_dir(output, overwrite)  # fail before the slow part
+        check_output_dir(output, overwrite, inputs=(model, data))  # fail before the slow part
     run = _run_keys(model, data, preset, cleaning, text_column, label_column, max_test_samples)
     frames = _splits(data, config, cleaning=cleaning, text_column=text_column, label_column=label_column,
                      evaluate_test=evaluate_test, max_test_samples=max_test_samples)

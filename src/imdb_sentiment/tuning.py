@@ -659,7 +659,7 @@ def run_study(settings: TuneSettings, output: str | Path, *, final: bool = False
 
     folder = Path(output).expanduser()
     rerun = is_study_output(folder, settings.study_name)
-    check_output_dir(folder, overwrite or rerun)  # before any trial runs
+    check_output_dir(folder, overwrite or rerun, inputs=(settings.model, settings.data))  # before any trial
     cache: dict[str, dict[str, pd.DataFrame]] = {}
 
     def frames() -> dict[str, pd.DataFrame]:
