@@ -23,6 +23,7 @@ import numpy as np
 
 from .artifacts import atomic_output_dir, cache_root
 from .encoding import TextEncoder, TokenArrays
+from .errors import UserError
 
 FORMAT = 1
 """Bump when the entry layout changes: old entries are then simply not found."""
@@ -72,9 +73,9 @@ def cached_tokens(encoder: TextEncoder, texts: Sequence[str]) -> TokenArrays:
     tokens = encoder.tokenize(texts)
     try:
         write_entry(folder, tokens)
-    except OSError as error:
+    except (OSError, UserError) as error:  # the cache is optional: tokens are still returned
         log.warning("cannot write the token cache at %s (%s); set %s=0 to stop trying", folder,
-                    error.strerror or error, SWITCH_ENV)
+                    getattr(error, "strerror", None) or error, SWITCH_ENV)
     return tokens
 
 
