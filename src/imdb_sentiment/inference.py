@@ -277,6 +277,8 @@ class Details:
     truncated: np.ndarray
     windows: np.ndarray
     """Model windows per text (more than one only with ``chunks``)."""
+    stars: np.ndarray | None = None
+    """Predicted star rating (1-10) per text, from models trained with ``--target rating``."""
 
 
 class SentimentClassifier:
@@ -288,12 +290,15 @@ class SentimentClassifier:
                  cleaning: str = "basic", batch_size: int = DEFAULT_BATCH_SIZE,
                  max_batch_tokens: int | str | None = "auto", name: str = "", tokenizer: Any = None) -> None:
         from .data import CLEANINGS
+        from .modeling import rating_index
 
         self.backend = backend
         self.encoder = encoder
         self.tokenizer = tokenizer
         self.name = name
         self._order = label_order(model_config)
+        self._stars = rating_index(model_config)
+        self._outputs = len(getattr(model_config, "id2label", None) or {}) or 2
         limit = max_model_length(model_config, encoder)
         self.max_length = _check_length(min(DEFAULT_MAX_LENGTH, limit) if max_length is None
                                         else max_length, limit, encoder)
@@ -456,15 +461,18 @@ class SentimentClassifier:
         summed = np.zeros((len(texts), logits.shape[1]), dtype=np.float64)
         np.add.at(summed, windows.owners, logits)  # chunks: average the windows' logits
         mean = summed / np.maximum(counts, 1)[:, None]
-        return Details(_softmax(mean)[:, self._order].astype(np.float32), windows.tokens,
-                       windows.truncated, counts)
+        from .ratings import to_stars
+
+        stars = None if self._stars is None else to_stars(mean[:, self._stars])
+        return Details(_softmax(mean[:, self._order]).astype(np.float32), windows.tokens,
+                       windows.truncated, counts, stars)
 
     # ------------------------------------------------------------------ internals
 
     def _run(self, windows: Windows, batch_size: int, progress: Progress | None) -> np.ndarray:
         lengths = np.array([len(ids) for ids in windows.input_ids], dtype=np.int64)
         order = np.argsort(-lengths, kind="stable")  # longest first: memory errors show up at once
-        out = np.empty((len(lengths), len(self._order)), dtype=np.float32)
+        out = np.empty((len(lengths), self._outputs), dtype=np.float32)
         # Progress counts reviews: a window is 1/(its review's window count) of a review.
         share = 1.0 / np.bincount(windows.owners)[windows.owners] if len(lengths) else np.zeros(0)
         done = 0.0
@@ -689,7 +697,15 @@ def predict_frame(classifier: SentimentClassifier, frame: pd.DataFrame, text_col
     out = frame.copy()
     for name, values in zip(names, (labels, scores, truncated, problems), strict=True):
         out[name] = values
+    if details.stars is not None:  # a rating model: stars after the score
+        stars = np.full(len(frame), np.nan)
+        stars[good] = np.round(details.stars, 2)
+        out.insert(list(out.columns).index(names[1]) + 1, _stars_name(frame.columns), stars)
     return out, names
+
+
+def _stars_name(columns: Sequence[object]) -> str:
+    return "predicted_stars" if "stars" in {str(column) for column in columns} else "stars"
 
 
 def _output_names(columns: Sequence[object]) -> list[str]:

@@ -56,6 +56,12 @@ def predict(
         help="Progress bar on stderr (default: when stderr is a terminal)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output file."),
     trust_remote_code: bool = TRUST_REMOTE_CODE,
+    explain: bool = typer.Option(
+        False, "--explain",
+        help="Also give the words that pushed each decision, with signed weights (positive: towards "
+             "POSITIVE): exact feature contributions for nbsvm/logreg baseline folders, integrated "
+             "gradients for transformer models. With --input, adds an explanation column."),
+    top: int = typer.Option(10, "--top", help="With --explain: words per review, strongest first."),
 ) -> None:
     """Classify reviews as POSITIVE or NEGATIVE, with the probability of that label."""
     from ..inference import check_output_file
@@ -73,6 +79,11 @@ def predict(
         check_output_file(output_path, input_path, overwrite)  # fail before loading the model
     else:
         texts = texts or _stdin_reviews()
+    if explain:
+        _explain(model, texts, input_path, output_path, text_column, top, as_json, overwrite, dict(
+            device=device, max_length=max_length, truncation=truncation, head_tokens=head_tokens,
+            batch_size=batch_size, trust_remote_code=trust_remote_code))
+        return
     classifier = load_classifier(model, device=device, precision=precision, backend=backend,
                                  max_length=max_length, truncation=truncation, head_tokens=head_tokens,
                                  chunk_overlap=chunk_overlap, batch_size=batch_size,
@@ -111,11 +122,14 @@ def _predict_texts(classifier: SentimentClassifier, texts: list[str], as_json: b
             record = {"text": row.text, "label": None if error else label,
                       "score": None if error else round(float(score), 6),
                       "truncated": None if error else bool(truncated), "error": error}
+            if "stars" in frame.columns:  # a model with a rating head
+                record["stars"] = None if error else float(row.stars)
             typer.echo(json.dumps(record, ensure_ascii=False))
         elif error:
             typer.echo(f"ERROR\t\t{error}")
         else:
-            typer.echo(f"{label}\t{score:.4f}" + ("\t(truncated)" if truncated else ""))
+            stars = f"\t{row.stars:.1f} stars" if "stars" in frame.columns else ""
+            typer.echo(f"{label}\t{score:.4f}{stars}" + ("\t(truncated)" if truncated else ""))
     _warn_bad_rows(int(frame[names[3]].notna().sum()), "line(s)")
 
 
@@ -140,6 +154,37 @@ def _predict_file(classifier: SentimentClassifier, input_path: Path, output_path
         typer.echo(f"note: the input already has label/score columns; results are in "
                    f"{', '.join(summary.columns)}", err=True)
     _warn_bad_rows(summary.bad_rows, f"row(s) (see the {summary.columns[3]} column)")
+
+
+def _explain(model: str, texts: list[str] | None, input_path: Path | None, output_path: Path | None,
+             text_column: str, top: int, as_json: bool, overwrite: bool, options: dict) -> None:
+    import pandas as pd
+
+    from ..explain import explain_file, explain_frame, load_explainer
+
+    if top <= 0:
+        raise UserError(f"--top must be positive, got {top}")
+    explainer = load_explainer(model, **options)
+    if input_path is not None and output_path is not None:
+        rows = explain_file(explainer, input_path, output_path, text_column=text_column, top=top,
+                            overwrite=overwrite)
+        typer.echo(f"explained {rows} review(s) ({explainer.method}) -> {output_path}", err=True)
+        return
+    frame = explain_frame(explainer, pd.DataFrame({"text": texts}), "text", top)
+    for row in frame.to_dict("records"):
+        for key in ("label", "explanation", "error"):  # pandas may hold "none" as NaN
+            row[key] = row[key] if isinstance(row[key], str) else None
+        words = json.loads(row["explanation"]) if row["explanation"] else None
+        if as_json:
+            record = {key: row[key] for key in ("text", "label", "score", "stars", "error") if key in row}
+            typer.echo(json.dumps({**record, "explanation": words}, ensure_ascii=False))
+        elif row["error"]:
+            typer.echo(f"ERROR\t\t{row['error']}")
+        else:
+            stars = f"\t{row['stars']:.1f} stars" if row.get("stars") is not None else ""
+            pairs = ", ".join(f"{word} {weight:+.3f}" for word, weight in words)
+            typer.echo(f"{row['label']}\t{row['score']:.4f}{stars}\t{pairs}")
+    _warn_bad_rows(int(frame["error"].notna().sum()), "line(s)")
 
 
 def _warn_bad_rows(count: int, what: str) -> None:
