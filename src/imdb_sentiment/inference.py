@@ -290,14 +290,14 @@ class SentimentClassifier:
                  cleaning: str = "basic", batch_size: int = DEFAULT_BATCH_SIZE,
                  max_batch_tokens: int | str | None = "auto", name: str = "", tokenizer: Any = None) -> None:
         from .data import CLEANINGS
-        from .modeling import rating_index
+        from .modeling import rating_outputs
 
         self.backend = backend
         self.encoder = encoder
         self.tokenizer = tokenizer
         self.name = name
         self._order = label_order(model_config)
-        self._stars = rating_index(model_config)
+        self._stars = rating_outputs(model_config)
         self._outputs = len(getattr(model_config, "id2label", None) or {}) or 2
         limit = max_model_length(model_config, encoder)
         self.max_length = _check_length(min(DEFAULT_MAX_LENGTH, limit) if max_length is None
@@ -463,7 +463,8 @@ class SentimentClassifier:
         mean = summed / np.maximum(counts, 1)[:, None]
         from .ratings import to_stars
 
-        stars = None if self._stars is None else to_stars(mean[:, self._stars])
+        stars = (None if self._stars is None
+                 else to_stars(mean[:, list(self._stars)], list(self._stars.values())))
         return Details(_softmax(mean[:, self._order]).astype(np.float32), windows.tokens,
                        windows.truncated, counts, stars)
 

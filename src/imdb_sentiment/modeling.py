@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
 ID2LABEL = {0: "NEGATIVE", 1: "POSITIVE"}
 LABEL2ID = {name: index for index, name in ID2LABEL.items()}
-STARS_LABEL = "STARS"
-"""The name of a rating head's output (next to NEGATIVE and POSITIVE): stars on a 1-10 scale."""
+STARS_PREFIX = "STARS_"
+"""Rating-head outputs are named ``STARS_1`` ... ``STARS_10`` (next to NEGATIVE and POSITIVE)."""
 _NEGATIVE_NAMES = {"negative", "neg", "label_0", "0", "bad"}
 _POSITIVE_NAMES = {"positive", "pos", "label_1", "1", "good"}
 
@@ -147,17 +147,17 @@ def label_order(config: Any) -> list[int]:
     return order
 
 
-def rating_index(config: Any) -> int | None:
-    """The output holding the star rating, in a model trained with ``--target rating``."""
-    for index, name in (getattr(config, "id2label", None) or {}).items():
-        if str(name).strip().upper() == STARS_LABEL:
-            return int(index)
-    return None
+def rating_outputs(config: Any) -> dict[int, int] | None:
+    """Output index -> star rating, for a model trained with ``--target rating`` (else None)."""
+    found = {int(index): int(str(name).strip().upper().removeprefix(STARS_PREFIX))
+             for index, name in (getattr(config, "id2label", None) or {}).items()
+             if str(name).strip().upper().startswith(STARS_PREFIX)}
+    return dict(sorted(found.items())) or None
 
 
 def _safe_label_order(config: Any) -> list[int] | None:
     id2label = {int(k): str(v).strip().lower() for k, v in (getattr(config, "id2label", None) or {}).items()
-                if str(v).strip().upper() != STARS_LABEL}  # a rating output is not a class
+                if not str(v).strip().upper().startswith(STARS_PREFIX)}  # rating outputs are not classes
     if len(id2label) != 2:
         return None
     negative = [index for index, name in id2label.items() if name in _NEGATIVE_NAMES]

@@ -1,13 +1,15 @@
-"""Star ratings (1-10) next to the polarity: the rating head's target, loss and metrics.
+"""Star ratings (1-10) next to the polarity: the rating head's outputs, loss and metrics.
 
-A model trained with ``train --target rating`` has three outputs: the NEGATIVE and POSITIVE
-logits, as every classifier here, and ``STARS``, a regression output for the rating scaled to
-[-1, 1] (``(rating - 5.5) / 4.5``). Polarity keeps its own cross-entropy head rather than being
-derived from the stars: IMDB's labels are defined by the rating (1-4 negative, 7-10 positive), but
-a shared encoder with two heads keeps the classifier's probabilities calibrated and its accuracy
-unchanged while the rating output learns how strong the opinion is. Regression was chosen over
-ordinal classes by measurement (``benchmarks/rating_head.py``: on bag-of-words features, ridge
-regression had the lowest validation MAE; see benchmarks/RESULTS.md).
+A model trained with ``train --target rating`` has the NEGATIVE and POSITIVE logits, as every
+classifier here, plus one logit per star rating IMDB uses (``STARS_1`` ... ``STARS_4``,
+``STARS_7`` ... ``STARS_10``; 5 and 6 do not occur). The predicted rating is the median of the
+star distribution. Classes with the median were chosen over regression and over cumulative
+(ordinal) thresholds by measurement (``benchmarks/rating_head.py``, bag-of-words features,
+validation carved from train by movie): ratings are bimodal (1 and 10 are the commonest), so a
+regression drifts to the middle and is rarely within a star, while the median of the classes
+lands on a rating people give. Polarity keeps its own two logits rather than being derived from
+the stars: the shared encoder learns both, the classifier's probabilities stay those of a
+binary head, and ``predict``/``serve``/``evaluate`` work unchanged.
 
 Also the ``ridge-rating`` bag-of-words baseline's scoring: its stars decide the polarity (> 5.5).
 """
@@ -25,34 +27,31 @@ if TYPE_CHECKING:
 
 TARGETS = ("label", "rating")
 """What ``train --target`` fits: the polarity alone, or the polarity and the star rating."""
-RATING_LABELS = {0: "NEGATIVE", 1: "POSITIVE", 2: "STARS"}
-"""The outputs of a rating model; ``STARS`` is ``modeling.STARS_LABEL``."""
+STAR_CLASSES = (1, 2, 3, 4, 7, 8, 9, 10)
+"""The ratings IMDB reviews carry (negative 1-4, positive 7-10)."""
+RATING_LABELS = {0: "NEGATIVE", 1: "POSITIVE",
+                 **{2 + i: f"STARS_{stars}" for i, stars in enumerate(STAR_CLASSES)}}
+"""The outputs of a rating model (names as ``modeling.STARS_PREFIX`` expects)."""
 MIDPOINT = 5.5
-HALF_RANGE = 4.5
-POLARITY_WEIGHT = 1.0
-"""Cross-entropy and the squared error of the scaled rating are summed with equal weight."""
 
 
-def to_target(ratings: Any) -> np.ndarray:
-    """Ratings 1-10 scaled to [-1, 1], the rating output's regression target."""
-    return (np.asarray(ratings, dtype=np.float32) - MIDPOINT) / HALF_RANGE
-
-
-def to_stars(outputs: Any) -> np.ndarray:
-    """The rating output back on the 1-10 scale, clipped to it."""
-    return np.clip(MIDPOINT + HALF_RANGE * np.asarray(outputs, dtype=np.float64), 1.0, 10.0)
+def to_stars(logits: Any, values: Any) -> np.ndarray:
+    """The median rating of each row's star distribution (``values``: the stars of the columns)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    cumulative = np.cumsum(shifted / shifted.sum(axis=1, keepdims=True), axis=1)
+    return np.asarray(values, dtype=np.float64)[(cumulative >= 0.5).argmax(axis=1)]
 
 
 def check_ratings(frame: pd.DataFrame, where: str) -> None:
-    """A one-line error unless every review of ``frame`` has a 1-10 star rating."""
+    """A one-line error unless every review of ``frame`` has a star rating the head can learn."""
     if "rating" not in frame.columns:
         raise UserError(f"--target rating needs a 'rating' column (1-10 stars) in {where}; this data has "
                         "none (use --target label)")
-    ratings = np.asarray(frame["rating"])
-    bad = int(((ratings < 1) | (ratings > 10)).sum())
+    bad = int((~np.isin(np.asarray(frame["rating"]), STAR_CLASSES)).sum())
     if bad:
-        raise UserError(f"--target rating needs 1-10 star ratings; {bad} review(s) in {where} have none "
-                        "(rating 0 or out of range)")
+        raise UserError(f"--target rating needs star ratings {'/'.join(map(str, STAR_CLASSES))} "
+                        f"(as on IMDB); {bad} review(s) in {where} have none or another value")
 
 
 def rating_metrics(true: Any, stars: Any) -> dict[str, float]:
@@ -66,24 +65,29 @@ def rating_metrics(true: Any, stars: Any) -> dict[str, float]:
 # --------------------------------------------------------------------------- training
 
 
-def rating_loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
-    """Cross-entropy on the two class logits plus the squared error of the scaled rating.
+def star_targets(ratings: Any) -> list[int]:
+    """Each rating's index among the star outputs."""
+    position = {stars: index for index, stars in enumerate(STAR_CLASSES)}
+    return [position[int(value)] for value in ratings]
 
-    ``labels`` holds ``[class index, rating]`` per review (``Trainer``'s ``compute_loss_func``).
+
+def rating_loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+    """Cross-entropy of the polarity plus cross-entropy of the star rating (equal weight).
+
+    ``labels`` holds ``[class index, star index]`` per review (``Trainer``'s ``compute_loss_func``).
     """
     import torch.nn.functional as F
 
-    logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
-    logits = logits.float()
+    logits = (outputs["logits"] if isinstance(outputs, dict) else outputs[0]).float()
     polarity = F.cross_entropy(logits[:, :2], labels[:, 0].long())
-    target = (labels[:, 1].float() - MIDPOINT) / HALF_RANGE
-    return POLARITY_WEIGHT * polarity + F.mse_loss(logits[:, 2], target)
+    return polarity + F.cross_entropy(logits[:, 2:], labels[:, 1].long())
 
 
 def evaluation_metrics(logits: np.ndarray, label_ids: np.ndarray) -> dict[str, float]:
     """Per-epoch validation metrics of a rating model: accuracy, MAE, within one star."""
     accuracy = float((logits[:, :2].argmax(axis=-1) == label_ids[:, 0]).mean())
-    return {"accuracy": accuracy, **rating_metrics(label_ids[:, 1], to_stars(logits[:, 2]))}
+    true = np.asarray(STAR_CLASSES)[label_ids[:, 1]]
+    return {"accuracy": accuracy, **rating_metrics(true, to_stars(logits[:, 2:], STAR_CLASSES))}
 
 
 # --------------------------------------------------------------------------- bag-of-words baseline
@@ -94,7 +98,7 @@ def evaluate_rating_baseline(model: Any, frame: pd.DataFrame) -> dict[str, Any]:
     from .evaluation import classification_metrics
 
     check_ratings(frame, "the evaluation split")
-    stars = to_stars(to_target(model.predict(frame["text"].tolist())))
+    stars = np.clip(model.predict(frame["text"].tolist()), 1.0, 10.0)
     score = (stars - 1.0) / 9.0  # a monotone score in [0, 1] for ROC AUC
     metrics = classification_metrics(frame["label"].to_numpy(), (stars > MIDPOINT).astype(int), score)
     metrics.update(rating_metrics(frame["rating"], stars))

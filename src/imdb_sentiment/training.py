@@ -281,13 +281,13 @@ def _splits(data: DataSource, config: TrainConfig, *, cleaning: str, text_column
 
 def _name_labels(model: PreTrainedModel) -> list[int]:
     """Name the outputs NEGATIVE/POSITIVE (whatever the checkpoint called them); return their order."""
-    from .modeling import ID2LABEL, STARS_LABEL, label_order, rating_index
+    from .modeling import ID2LABEL, STARS_PREFIX, label_order, rating_outputs
 
     order = label_order(model.config)
-    stars = rating_index(model.config)
+    stars = rating_outputs(model.config) or {}
     model.config.id2label = {order[ours]: name for ours, name in ID2LABEL.items()}
-    if stars is not None:
-        model.config.id2label[stars] = STARS_LABEL
+    for index, value in stars.items():  # keep the rating outputs' names
+        model.config.id2label[index] = f"{STARS_PREFIX}{value}"
     model.config.label2id = {name: index for index, name in model.config.id2label.items()}
     return order
 
@@ -301,7 +301,9 @@ def _encode(tokenizer: PreTrainedTokenizerBase, frame: pd.DataFrame, config: Tra
                      config.head_tokens)
     labels: list[Any] = [order[int(label)] for label in frame["label"]]
     if config.target == "rating":  # class index and stars: the rating head's loss needs both
-        labels = [[label, int(stars)] for label, stars in zip(labels, frame["rating"], strict=True)]
+        from .ratings import star_targets
+
+        labels = [[label, stars] for label, stars in zip(labels, star_targets(frame["rating"]), strict=True)]
     if by_length:
         rows = np.argsort([-len(ids) for ids in encoded["input_ids"]], kind="stable")
         encoded = {key: [values[i] for i in rows] for key, values in encoded.items()}
