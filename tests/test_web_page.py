@@ -111,3 +111,30 @@ def test_the_page_reports_errors(browser, server: str) -> None:
     browser.find_element(By.ID, "analyze").click()
     error = _wait(browser, lambda b: b.find_element(By.ID, "error").text or False)
     assert "too long" in error and "300" in error
+
+
+def test_the_page_shades_words_by_their_weight(browser, server: str, classifier: SentimentClassifier) -> None:
+    from selenium.webdriver.common.by import By
+
+    from imdb_sentiment.explain import GradientExplainer
+
+    review = "A warm, funny film. The ending was dreadful!"
+    browser.get(server)
+    _wait(browser, lambda b: "Model" in b.find_element(By.ID, "footer").text)
+    box = browser.find_element(By.ID, "review")
+    box.clear()
+    box.send_keys(review)
+    browser.find_element(By.ID, "analyze").click()
+    spans = _wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "#explained .w") or False)
+    expected = dict(GradientExplainer(classifier).explain([review])[0].top(None))
+    assert browser.find_element(By.ID, "explained").text == review
+    shown = {span.text.lower(): span for span in spans}
+    assert {"warm", "funny", "dreadful", "ending"} <= set(shown)
+    for word, span in shown.items():
+        weight = float(span.get_attribute("data-weight"))
+        assert weight == pytest.approx(expected[word], rel=1e-4)
+        assert ("pos" in span.get_attribute("class")) == (weight > 0)
+    alpha = {word: float(browser.execute_script("return arguments[0].style.getPropertyValue('--a')", span))
+             for word, span in shown.items()}
+    strongest = max(expected, key=lambda word: abs(expected[word]))
+    assert alpha[strongest] == max(alpha.values())

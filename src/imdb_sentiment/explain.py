@@ -55,8 +55,8 @@ class Explanation:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def top(self, count: int | None = DEFAULT_TOP) -> list[list[Any]]:
-        """The ``count`` strongest ``[word, weight]`` pairs (all with ``None``), weights rounded."""
-        return [[word, round(float(weight), 5)] for word, weight in self.words[:count]]
+        """The ``count`` strongest ``[word, weight]`` pairs (all with ``None``), weights to 5 digits."""
+        return [[word, float(f"{weight:.5g}")] for word, weight in self.words[:count]]
 
 
 class Explainer(Protocol):
