@@ -36,10 +36,11 @@ def test_texts_come_from_unlabeled_and_train_less_validation(review_folder: Path
 
 
 def test_masked_word_loss_falls_and_the_output_trains(tiny_encoder: Path, review_folder: Path,
-                                                      tmp_path: Path) -> None:
+                                                      tmp_path: Path, runs_dir: Path) -> None:
     config = AdaptConfig(learning_rate=3e-3, max_steps=24, batch_size=8, max_length=48, warmup=0.0,
                          eval_texts=24, save_steps=12)
-    result = adapt(str(tiny_encoder), review_folder, tmp_path / "adapted", config, progress=False)
+    result = adapt(str(tiny_encoder), review_folder, tmp_path / "adapted", config, progress=False,
+                   runs_dir=runs_dir)
     metrics = result.metrics
     assert metrics["steps"] == 24
     assert metrics["eval_loss"] < metrics["eval_loss_before"] - 1.0  # from ~ln(30522) = 10.3
@@ -49,6 +50,10 @@ def test_masked_word_loss_falls_and_the_output_trains(tiny_encoder: Path, review
     card = (folder / "README.md").read_text()
     assert "200 unsupervised reviews" in card and "Test reviews were not used" in card
     assert not (tmp_path / ".adapted.work").exists()
+    from imdb_sentiment.tracking import list_runs
+
+    [record] = list_runs(runs_dir)
+    assert record.stage == "adapt" and record.metric("eval_loss") == pytest.approx(metrics["eval_loss"])
 
     from imdb_sentiment.modeling import load_classifier
 

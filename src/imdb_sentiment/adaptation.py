@@ -202,8 +202,12 @@ class _PadOffsets:
 def adapt(model: str, data: str | os.PathLike[str], output: str | os.PathLike[str], config: AdaptConfig, *,
           splits: tuple[str, ...] = TEXT_SPLITS, overwrite: bool = False, resume: bool = False,
           progress: bool = True, preset: str | None = None, text_column: str = "text",
-          cleaning: str = "basic", trust_remote_code: bool = False) -> AdaptResult:
-    """Continue masked-word pre-training of ``model`` on ``data``'s review text; save to ``output``."""
+          cleaning: str = "basic", trust_remote_code: bool = False,
+          runs_dir: str | os.PathLike[str] | None = None) -> AdaptResult:
+    """Continue masked-word pre-training of ``model`` on ``data``'s review text; save to ``output``.
+
+    With ``runs_dir`` the run is recorded there (stage ``adapt``), like ``train``'s.
+    """
     from .artifacts import check_output_dir
     from .training import _prepare_checkpoints, _work_dir
 
@@ -221,6 +225,13 @@ def adapt(model: str, data: str | os.PathLike[str], output: str | os.PathLike[st
         import shutil
 
         shutil.rmtree(work, ignore_errors=True)
+    if runs_dir is not None:
+        from .tracking import log_run
+
+        log_run(runs_dir, stage="adapt", model=str(model),
+                params={"data": str(data), "texts": ",".join(splits), **asdict(config)},
+                metrics={key: value for key, value in metrics.items() if key != "texts"},
+                duration=metrics["train_seconds"], artifacts=[folder])
     return AdaptResult(folder, metrics)
 
 

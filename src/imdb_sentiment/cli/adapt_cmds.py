@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import typer
@@ -69,20 +68,13 @@ def adapt(
     if cleaning not in ("basic", "none"):
         raise UserError("adapt keeps the words as they are: --cleaning basic or none")
     result = run_adapt(model, data, output, config, splits=splits, overwrite=overwrite, resume=resume,
-                       preset=preset_name, text_column=text_column, cleaning=cleaning)
+                       preset=preset_name, text_column=text_column, cleaning=cleaning, runs_dir=runs_dir)
     metrics = result.metrics
     before = metrics["eval_loss_before"]
     change = (f"{before:.3f} -> {metrics['eval_loss']:.3f}" if before is not None
               else f"{metrics['eval_loss']:.3f}")
     typer.echo(f"masked-word loss {change} after {metrics['steps']} steps on {metrics['n_texts']:,} texts "
                f"({metrics['train_seconds']:.0f} s) -> {result.output_dir}")
-    if runs_dir is not None:
-        from ..tracking import log_run
-
-        log_run(runs_dir, stage="adapt", model=model,
-                params={"data": data, "texts": texts, **dataclasses.asdict(config)},
-                metrics={key: value for key, value in metrics.items() if key != "texts"},
-                duration=metrics["train_seconds"], artifacts=[result.output_dir])
 
 
 def register(app: typer.Typer) -> None:

@@ -42,7 +42,8 @@ def baseline(
         + (f", validation accuracy {validation:.4f}" if validation is not None else "")
         + (f", MAE {metrics['mae']:.2f} stars, {metrics['within_one_star']:.1%} within one star"
            if "mae" in metrics else "")
-        + f" ({metrics['n_test']:,} test reviews, {metrics['seconds']:.0f} s); saved to {output}"
+        + f" ({metrics['n_test']:,} test reviews; training {metrics['train_seconds']:.1f} s, "
+          f"{metrics['seconds']:.1f} s in all); saved to {output}"
     )
 
 
