@@ -240,11 +240,22 @@ def evaluate_baseline(model: Pipeline, frame: pd.DataFrame) -> dict[str, Any]:
     from .evaluation import classification_metrics
 
     if not hasattr(model, "predict_proba"):  # a regressor of the star rating
-        from .ratings import evaluate_rating_baseline
-
-        return evaluate_rating_baseline(model, frame)
+        return _evaluate_rating(model, frame)
     positive = model.predict_proba(frame["text"].tolist())[:, list(model.classes_).index(1)]
     return classification_metrics(frame["label"].to_numpy(), (positive >= 0.5).astype(int), positive)
+
+
+def _evaluate_rating(model: Pipeline, frame: pd.DataFrame) -> dict[str, Any]:
+    """Classification metrics (polarity: stars > 5.5) plus MAE and within-one-star accuracy."""
+    from .evaluation import classification_metrics
+    from .ratings import MIDPOINT, check_ratings, rating_metrics
+
+    check_ratings(frame, "the evaluation split")
+    stars = np.clip(model.predict(frame["text"].tolist()), 1.0, 10.0)
+    score = (stars - 1.0) / 9.0  # a monotone score in [0, 1] for ROC AUC
+    metrics = classification_metrics(frame["label"].to_numpy(), (stars > MIDPOINT).astype(int), score)
+    metrics.update(rating_metrics(frame["rating"], stars))
+    return metrics
 
 
 def run_baseline(

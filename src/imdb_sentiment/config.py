@@ -21,6 +21,8 @@ Precision = Literal["auto", "bf16", "fp32"]
 
 TRUNCATIONS = ("head", "head-tail")
 PRECISIONS = ("auto", "bf16", "fp32")
+TARGETS = ("label", "rating")
+"""What ``train --target`` fits: the polarity alone, or the polarity and the star rating."""
 
 
 @dataclass
@@ -58,8 +60,6 @@ class TrainConfig:
     def validate(self) -> None:
         if self.truncation not in TRUNCATIONS:
             raise UserError(f"truncation must be one of {', '.join(TRUNCATIONS)}, not {self.truncation!r}")
-        from .ratings import TARGETS
-
         if self.target not in TARGETS:
             raise UserError(f"target must be one of {', '.join(TARGETS)}, not {self.target!r}")
         if self.precision not in PRECISIONS:

@@ -10,8 +10,6 @@ regression drifts to the middle and is rarely within a star, while the median of
 lands on a rating people give. Polarity keeps its own two logits rather than being derived from
 the stars: the shared encoder learns both, the classifier's probabilities stay those of a
 binary head, and ``predict``/``serve``/``evaluate`` work unchanged.
-
-Also the ``ridge-rating`` bag-of-words baseline's scoring: its stars decide the polarity (> 5.5).
 """
 
 from __future__ import annotations
@@ -25,8 +23,6 @@ from .errors import UserError
 if TYPE_CHECKING:
     import pandas as pd
 
-TARGETS = ("label", "rating")
-"""What ``train --target`` fits: the polarity alone, or the polarity and the star rating."""
 STAR_CLASSES = (1, 2, 3, 4, 7, 8, 9, 10)
 """The ratings IMDB reviews carry (negative 1-4, positive 7-10)."""
 RATING_LABELS = {0: "NEGATIVE", 1: "POSITIVE",
@@ -89,17 +85,3 @@ def evaluation_metrics(logits: np.ndarray, label_ids: np.ndarray) -> dict[str, f
     true = np.asarray(STAR_CLASSES)[label_ids[:, 1]]
     return {"accuracy": accuracy, **rating_metrics(true, to_stars(logits[:, 2:], STAR_CLASSES))}
 
-
-# --------------------------------------------------------------------------- bag-of-words baseline
-
-
-def evaluate_rating_baseline(model: Any, frame: pd.DataFrame) -> dict[str, Any]:
-    """Classification metrics (polarity = stars > 5.5) plus MAE and within-one-star accuracy."""
-    from .evaluation import classification_metrics
-
-    check_ratings(frame, "the evaluation split")
-    stars = np.clip(model.predict(frame["text"].tolist()), 1.0, 10.0)
-    score = (stars - 1.0) / 9.0  # a monotone score in [0, 1] for ROC AUC
-    metrics = classification_metrics(frame["label"].to_numpy(), (stars > MIDPOINT).astype(int), score)
-    metrics.update(rating_metrics(frame["rating"], stars))
-    return metrics
