@@ -63,6 +63,8 @@ def main() -> None:
     parser.add_argument("--max-train", type=int, default=25000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--output", default=str(RESULTS_DIR / "rating_head.json"))
+    parser.add_argument("--alphas", default="0.3,1,3", help="Ridge regression penalties to try.")
+    parser.add_argument("--cs", default="3", help="Logistic-regression C values to try (classes, ordinal).")
     args = parser.parse_args()
 
     frame = pd.read_parquet(Path(args.data) / "train.parquet")
@@ -82,12 +84,14 @@ def main() -> None:
         print(f"{method:<20} {setting:<10} " + "  ".join(f"{k} {v}" for k, v in rows[-1].items()
                                                       if k not in ("method", "setting")), flush=True)
 
-    for alpha in (1.0, 3.0, 10.0):
+    alphas = [float(value) for value in args.alphas.split(",")]
+    cs = [float(value) for value in args.cs.split(",")]
+    for alpha in alphas:
         started = time.perf_counter()
         ridge = Ridge(alpha=alpha, solver="sparse_cg").fit(x_train, y_train)
         record("regression", f"alpha={alpha:g}", np.clip(ridge.predict(x_valid), 1, 10),
                time.perf_counter() - started)
-    for c in (3.0, 10.0):
+    for c in cs:
         started = time.perf_counter()
         multi = LogisticRegression(C=c, max_iter=300).fit(x_train, y_train)
         probabilities = multi.predict_proba(x_valid)
@@ -95,7 +99,7 @@ def main() -> None:
         cumulative = probabilities.cumsum(axis=1)
         record("classes-median", f"C={c:g}", multi.classes_[(cumulative >= 0.5).argmax(axis=1)], seconds)
         record("classes-mean", f"C={c:g}", probabilities @ multi.classes_, seconds)
-    for c in (3.0, 10.0):
+    for c in cs:
         started = time.perf_counter()
         above = np.column_stack([
             LogisticRegression(C=c, solver="liblinear").fit(x_train, y_train >= r)

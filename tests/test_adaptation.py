@@ -43,7 +43,7 @@ def test_masked_word_loss_falls_and_the_output_trains(tiny_encoder: Path, review
                    runs_dir=runs_dir)
     metrics = result.metrics
     assert metrics["steps"] == 24
-    assert metrics["eval_loss"] < metrics["eval_loss_before"] - 1.0  # from ~ln(30522) = 10.3
+    assert metrics["eval_loss"] < metrics["eval_loss_before"] - 0.5  # from ~ln(30522) = 10.3
     folder = tmp_path / "adapted"
     assert {"config.json", "model.safetensors", "tokenizer.json", "README.md", "metrics.json",
             "adapt_config.json"} <= {path.name for path in folder.iterdir()}

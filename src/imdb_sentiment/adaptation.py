@@ -135,21 +135,21 @@ def adaptation_texts(data: str | os.PathLike[str], splits: tuple[str, ...] = TEX
         train = load_splits(data, text_column=text_column, validation_size=0, seed=config.seed,
                             cleaning="none", require=("train",))["train"]  # type: ignore[arg-type]
         parts["train"], _ = carve_split(train, config.validation_size, config.seed)
-    counts: dict[str, int] = {}
     texts: list[str] = []
+    sources: list[str] = []
     seen: set[str] = set()
     for split, frame in parts.items():
-        before = len(texts)
         for text in frame[text_column if text_column in frame else "text"].tolist():
             if isinstance(text, str) and text.strip() and text not in seen:
                 seen.add(text)
                 texts.append(clean_text(text, cleaning))  # type: ignore[arg-type]
-        counts[split] = len(texts) - before
+                sources.append(split)
     if config.max_texts is not None and config.max_texts < len(texts):
         import numpy as np
 
         keep = np.sort(np.random.default_rng(config.seed).permutation(len(texts))[: config.max_texts])
-        texts = [texts[i] for i in keep]
+        texts, sources = [texts[i] for i in keep], [sources[i] for i in keep]
+    counts = {split: sources.count(split) for split in parts}
     if len(texts) < 2:
         raise UserError(f"too few texts to adapt on ({len(texts)}) in {data}")
     return texts, counts
