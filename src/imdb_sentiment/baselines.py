@@ -284,7 +284,7 @@ def run_baseline(
 
     started = time.perf_counter()
     pipeline = build_baseline(model, seed, **(params or {}))  # a bad name or setting fails now
-    check_output_dir(output, overwrite)  # and so does an occupied output folder
+    check_output_dir(output, overwrite, inputs=(data,))  # and so does an occupied or overlapping output
     report = LoadReport(str(data), "")
     with _step(progress, f"loading {data}", announce=False):  # bad data: the error line alone
         frames = load_splits(data, text_column=text_column, label_column=label_column,

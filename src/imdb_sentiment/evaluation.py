@@ -36,6 +36,13 @@ def classification_metrics(
 
     y_true = np.asarray(labels, dtype=np.int64)
     y_pred = np.asarray(predicted, dtype=np.int64)
+    if len(y_true) and len(np.unique(y_true)) < 2:
+        import warnings
+
+        only = "positive" if y_true[0] == 1 else "negative"
+        warnings.warn(f"the scored reviews are all {only}: F1, precision and recall of the positive class "
+                      "are undefined (reported as 0.0); score data with both labels", UserWarning,
+                      stacklevel=2)
     precision, recall, f1, _ = precision_recall_fscore_support(
         y_true, y_pred, average="binary", pos_label=1, zero_division=0
     )
@@ -156,12 +163,13 @@ def evaluate_model(
     _check_evaluation_args(truncation, batch_size, max_samples)
     started = time.perf_counter()
     if output is not None:
-        check_output_dir(output, overwrite)  # fail before the slow part
+        check_output_dir(output, overwrite, inputs=(model, data))  # fail before the slow part
+    # The data first: a wrong path or column is reported in a second, not after the model loads.
+    frame = subsample(test_frame(data, cleaning=cleaning, text_column=text_column,
+                                 label_column=label_column, seed=seed), max_samples, seed)
     classifier = model if isinstance(model, _classifier_type()) else _load_classifier(
         model, max_length=max_length, truncation=truncation, head_tokens=head_tokens,
         batch_size=batch_size, device=device, precision=precision, trust_remote_code=trust_remote_code)
-    frame = subsample(test_frame(data, cleaning=cleaning, text_column=text_column,
-                                 label_column=label_column, seed=seed), max_samples, seed)
     metrics, predictions = score_frame(classifier, frame, batch_size=batch_size, progress=progress)
     metrics.update(
         model=classifier.name, data=str(data) if isinstance(data, str | os.PathLike) else None,

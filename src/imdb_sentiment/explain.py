@@ -292,14 +292,3 @@ def explain_frame(explainer: Explainer, frame: pd.DataFrame, text_column: str = 
         out[names["stars"]] = stars
     out[names["error"]] = problems
     return out
-
-
-def explain_file(explainer: Explainer, input_path: Path, output_path: Path, *, text_column: str = "text",
-                 top: int = DEFAULT_TOP, overwrite: bool = False) -> int:
-    """Explain every row of ``input_path`` into ``output_path`` (atomically); returns the row count."""
-    from .inference import check_output_file, read_reviews, write_table
-
-    check_output_file(output_path, input_path, overwrite)
-    frame = read_reviews(input_path, text_column)
-    write_table(explain_frame(explainer, frame, text_column, top), output_path)
-    return len(frame)

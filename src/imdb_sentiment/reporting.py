@@ -282,8 +282,10 @@ def write_report(runs_dir: str | os.PathLike[str], output: str | os.PathLike[str
     ``only`` keeps the runs carrying these tags (e.g. one quickstart's); studies are then left out
     unless ``storage`` names them.
     """
-    from .artifacts import atomic_output_dir, atomic_write_text
+    from .artifacts import atomic_output_dir, atomic_write_text, check_output_dir
     from .tracking import list_runs
+
+    check_output_dir(output, overwrite, inputs=(runs_dir, storage and storage.removeprefix("sqlite:///")))
 
     records = [r for r in list_runs(runs_dir) if all(r.tags.get(k) == v for k, v in (only or {}).items())]
     if not records:

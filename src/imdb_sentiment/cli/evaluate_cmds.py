@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
 
+from .data_cmds import warnings_as_lines
 from .options import (
     CLEANING,
     DATA,
@@ -49,12 +51,14 @@ def evaluate(
     from ..evaluation import evaluate_model
 
     quiet_model_loading()
-    metrics = evaluate_model(
-        model, data, output, max_samples=max_samples, max_length=max_length, truncation=truncation,
-        head_tokens=head_tokens, batch_size=batch_size, cleaning=cleaning, text_column=text_column,
-        label_column=label_column, seed=seed, precision=precision, overwrite=overwrite,
-        trust_remote_code=trust_remote_code, progress=True, runs_dir=runs_dir,
-    )
+    with warnings_as_lines():
+        metrics = evaluate_model(
+            model, data, output, max_samples=max_samples, max_length=max_length, truncation=truncation,
+            head_tokens=head_tokens, batch_size=batch_size, cleaning=cleaning, text_column=text_column,
+            label_column=label_column, seed=seed, precision=precision, overwrite=overwrite,
+            trust_remote_code=trust_remote_code, progress=sys.stderr.isatty(),  # no bar in logs
+            runs_dir=runs_dir,
+        )
     typer.echo(f"accuracy {metrics['accuracy']:.4f}  f1 {metrics['f1']:.4f}  on {metrics['n_test']} reviews "
                f"({metrics['reviews_per_second']} reviews/s)  -> {output}")
 

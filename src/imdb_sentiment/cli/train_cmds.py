@@ -90,7 +90,7 @@ def train(
     Settings: the preset, then the --config file, then the options given here. The resolved run
     is saved as OUTPUT/train_config.toml, so `train --config OUTPUT/train_config.toml` repeats it.
     """
-    from .. import training
+    from .. import distributed, training
     from ..modeling import default_device
 
     quiet_model_loading()
@@ -101,7 +101,8 @@ def train(
         max_train_samples=max_train_samples, max_eval_samples=max_eval_samples, target=target,
     ), dict(model=model, data=data, cleaning=cleaning, text_column=text_column, label_column=label_column,
             max_test_samples=max_test_samples))
-    if run["max_test_samples"] is None and not no_test and default_device() == "cpu":
+    if (run["max_test_samples"] is None and not no_test and default_device() == "cpu"
+            and distributed.is_main()):
         typer.echo("note: scoring the final model on the whole test split takes a while on a CPU; "
                    "--max-test-samples N scores a subset, --no-test skips it", err=True)
     result = training.train(
@@ -111,6 +112,8 @@ def train(
         cleaning=run["cleaning"], text_column=run["text_column"], label_column=run["label_column"],
         preset=run["preset"], trust_remote_code=trust_remote_code, runs_dir=runs_dir,
     )
+    if not distributed.is_main():  # under torchrun: one summary and one upload, from the main process
+        return
     _print_summary(result)
     if push_to_hub:
         training.push_model(output, push_to_hub)
