@@ -292,15 +292,16 @@ def load_masked_lm(id_or_path: str, trust_remote_code: bool = False) -> tuple[An
     """An encoder with a masked-word head (a fresh head when the checkpoint has none)."""
     from transformers import AutoModelForMaskedLM
 
-    from .modeling import _hub_error, _resolve, load_config, load_tokenizer
+    from .modeling import _hub_error, check_weight_files, load_config, load_tokenizer, resolve_model_source
 
-    source = _resolve(id_or_path)
+    source = resolve_model_source(id_or_path)
     config = load_config(source, trust_remote_code)
     if getattr(config, "is_decoder", False):
         raise UserError(f"{id_or_path} is a decoder; masked-word adaptation needs an encoder (BERT-like)")
     tokenizer = load_tokenizer(source, trust_remote_code)
     if tokenizer.mask_token is None:
         raise UserError(f"the tokenizer of {id_or_path} has no mask token; it cannot be adapted this way")
+    check_weight_files(source)
     try:
         model = AutoModelForMaskedLM.from_pretrained(source, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
