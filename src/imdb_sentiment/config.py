@@ -26,6 +26,8 @@ TRAIN_TRUNCATIONS = ("head", "head-tail")
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 TRAIN_PRECISIONS = ("auto", "bf16", "fp32")
 BACKENDS = ("torch", "onnx", "auto")
+TARGETS = ("label", "rating")
+"""What ``train --target`` fits: the polarity alone, or the polarity and the star rating."""
 
 
 def check_choice(kind: str, value: object, allowed: tuple[str, ...]) -> None:
@@ -107,12 +109,15 @@ class TrainConfig:
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     gradient_accumulation_steps: int = 1
+    target: str = "label"
+    """``label``: the polarity; ``rating``: the polarity plus a 1-10 star rating output."""
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
         check_choice("truncation", self.truncation, TRAIN_TRUNCATIONS)
+        check_choice("target", self.target, TARGETS)
         check_choice("precision", self.precision, TRAIN_PRECISIONS)
         positive = {
             "learning_rate": self.learning_rate,

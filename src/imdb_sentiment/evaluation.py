@@ -98,8 +98,8 @@ def score_frame(classifier: SentimentClassifier, frame: pd.DataFrame, *, batch_s
     with tqdm(total=len(texts), unit="review", desc="evaluating", disable=not progress) as bar, \
             out_of_memory_hint(batch, batch_option):
         # Tokens come from the cache when these reviews were scored or trained on before.
-        probabilities = classifier.predict_details(texts, batch_size=batch, progress=bar.update,
-                                                   cache=True).probabilities
+        details = classifier.predict_details(texts, batch_size=batch, progress=bar.update, cache=True)
+    probabilities = details.probabilities
     seconds = time.perf_counter() - started
     scores = probabilities[:, 1] if len(texts) else np.zeros(0, dtype=np.float32)
     predicted = (scores > 0.5).astype(np.int64)
@@ -110,6 +110,12 @@ def score_frame(classifier: SentimentClassifier, frame: pd.DataFrame, *, batch_s
                                 [str(i) for i in range(len(frame))],
                                 "label": frame["label"].to_numpy(dtype=np.int64),
                                 "predicted": predicted, "score": scores.astype(np.float32)})
+    if details.stars is not None:  # a rating model: MAE and within-one-star where ratings are known
+        predictions["stars"] = details.stars.astype(np.float32)
+        if "rating" in frame and (frame["rating"] > 0).all():
+            from .ratings import rating_metrics
+
+            metrics.update(rating_metrics(frame["rating"], details.stars))
     return metrics, predictions
 
 

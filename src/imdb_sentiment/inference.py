@@ -164,6 +164,8 @@ class Details:
     truncated: np.ndarray
     windows: np.ndarray
     """Model windows per text (more than one only with ``chunks``)."""
+    stars: np.ndarray | None = None
+    """Predicted star rating (1-10) per text, from models trained with ``--target rating``."""
 
 
 class SentimentClassifier:
@@ -175,6 +177,7 @@ class SentimentClassifier:
                  cleaning: str = "basic", batch_size: int | None = None,
                  max_batch_tokens: int | str | None = "auto", name: str = "", tokenizer: Any = None) -> None:
         from .data import CLEANINGS
+        from .modeling import rating_outputs
 
         self.backend = backend
         self.encoder = encoder
@@ -183,6 +186,8 @@ class SentimentClassifier:
         self.engine_reason: str | None = None
         """Why this back end and precision run the model (set when they were measured)."""
         self._order = label_order(model_config)
+        self._stars = rating_outputs(model_config)
+        self._outputs = len(getattr(model_config, "id2label", None) or {}) or 2
         limit = max_model_length(model_config, encoder)
         self.max_length = check_length(min(DEFAULT_MAX_LENGTH, limit) if max_length is None
                                        else max_length, limit, encoder.special_count)
@@ -374,8 +379,12 @@ class SentimentClassifier:
         summed = np.zeros((count, logits.shape[1]), dtype=np.float64)
         np.add.at(summed, windows.owners, logits)  # chunks: average the windows' logits
         mean = summed / np.maximum(counts, 1)[:, None]
-        return Details(_softmax(mean)[:, self._order].astype(np.float32), windows.tokens,
-                       windows.truncated, counts)
+        from .ratings import to_stars
+
+        stars = (None if self._stars is None
+                 else to_stars(mean[:, list(self._stars)], list(self._stars.values())))
+        return Details(_softmax(mean[:, self._order]).astype(np.float32), windows.tokens,
+                       windows.truncated, counts, stars)
 
     def windows(self, texts: Sequence[str], *, cache: bool = False) -> Windows:
         """The model inputs of ``texts``: cleaned, tokenized (or read from the cache) and cut."""
@@ -395,7 +404,7 @@ class SentimentClassifier:
     def _run(self, windows: Windows, batch_size: int, progress: Progress | None) -> np.ndarray:
         lengths = windows.lengths
         order = np.argsort(-lengths, kind="stable")  # longest first: memory errors show up at once
-        out = np.empty((len(lengths), len(self._order)), dtype=np.float32)
+        out = np.empty((len(lengths), self._outputs), dtype=np.float32)
         # Progress counts reviews: a window is 1/(its review's window count) of a review.
         share = 1.0 / np.bincount(windows.owners)[windows.owners] if len(lengths) else np.zeros(0)
         done = 0.0
@@ -595,7 +604,15 @@ def predict_frame(classifier: SentimentClassifier, frame: pd.DataFrame, text_col
     out = frame.copy()
     for name, values in zip(names, (labels, scores, truncated, problems), strict=True):
         out[name] = values
+    if details.stars is not None:  # a rating model: stars after the score
+        stars = np.full(len(frame), np.nan)
+        stars[good] = np.round(details.stars, 2)
+        out.insert(list(out.columns).index(names[1]) + 1, _stars_name(frame.columns), stars)
     return out, names
+
+
+def _stars_name(columns: Sequence[object]) -> str:
+    return "predicted_stars" if "stars" in {str(column) for column in columns} else "stars"
 
 
 def _output_names(columns: Sequence[object]) -> list[str]:

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 ID2LABEL = {0: "NEGATIVE", 1: "POSITIVE"}
 LABEL2ID = {name: index for index, name in ID2LABEL.items()}
+STARS_PREFIX = "STARS_"
+"""Rating-head outputs are named ``STARS_1`` ... ``STARS_10`` (next to NEGATIVE and POSITIVE)."""
 _NEGATIVE_NAMES = {"negative", "neg", "label_0", "0", "bad"}
 _POSITIVE_NAMES = {"positive", "pos", "label_1", "1", "good"}
 
@@ -102,12 +104,13 @@ def load_classifier(
     require_head: bool = True,
     trust_remote_code: bool = False,
     dtype: torch.dtype | None = None,
+    labels: dict[int, str] | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a sequence classifier and its tokenizer.
 
     With ``require_head`` (evaluation, prediction) the checkpoint must already be a classifier
     with binary-mappable labels. Without it (fine-tuning) a bare encoder gets a fresh 2-way
-    head labelled ``NEGATIVE``/``POSITIVE``.
+    head labelled ``NEGATIVE``/``POSITIVE``; ``labels`` asks for a head with these outputs instead.
     """
     from transformers import AutoModelForSequenceClassification
 
@@ -122,6 +125,11 @@ def load_classifier(
                             f"(architectures: {', '.join(config.architectures or ['none'])}); "
                             "fine-tune it first with `imdb-sentiment train`")
         label_order(config)  # refuse unmappable labels before loading weights
+    elif labels is not None and {int(k): v for k, v in (config.id2label or {}).items()} != labels:
+        # A head with other outputs (e.g. a rating output next to the two classes): start it fresh.
+        kwargs.update(num_labels=len(labels), id2label=dict(labels),
+                      label2id={name: index for index, name in labels.items()},
+                      ignore_mismatched_sizes=is_classifier_config(config))
     elif not is_classifier_config(config) or _safe_label_order(config) is None:
         # A bare encoder, or a classifier whose labels are not ours: start a fresh 2-way head.
         kwargs.update(num_labels=2, id2label=dict(ID2LABEL), label2id=dict(LABEL2ID),
@@ -171,8 +179,17 @@ def label_order(config: Any) -> list[int]:
     return order
 
 
+def rating_outputs(config: Any) -> dict[int, int] | None:
+    """Output index -> star rating, for a model trained with ``--target rating`` (else None)."""
+    found = {int(index): int(str(name).strip().upper().removeprefix(STARS_PREFIX))
+             for index, name in (getattr(config, "id2label", None) or {}).items()
+             if str(name).strip().upper().startswith(STARS_PREFIX)}
+    return dict(sorted(found.items())) or None
+
+
 def _safe_label_order(config: Any) -> list[int] | None:
-    id2label = {int(k): str(v).strip().lower() for k, v in (getattr(config, "id2label", None) or {}).items()}
+    id2label = {int(k): str(v).strip().lower() for k, v in (getattr(config, "id2label", None) or {}).items()
+                if not str(v).strip().upper().startswith(STARS_PREFIX)}  # rating outputs are not classes
     if len(id2label) != 2:
         return None
     negative = [index for index, name in id2label.items() if name in _NEGATIVE_NAMES]

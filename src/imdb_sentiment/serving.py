@@ -1,4 +1,4 @@
-"""HTTP service: ``POST /predict``, ``GET /health``, ``GET /info``, a web page at ``/``.
+"""HTTP service: ``POST /predict``, ``POST /explain``, ``GET /health``, ``GET /info``, a web page at ``/``.
 
 Requests from concurrent clients are micro-batched: a worker thread takes the first waiting
 request, collects whatever else arrives within ``max_wait_ms`` (up to ``max_batch`` texts) and
@@ -164,7 +164,8 @@ class MicroBatcher:
 
 def _slice(details: Details, start: int, end: int) -> Details:
     return Details(details.probabilities[start:end], details.tokens[start:end],
-                   details.truncated[start:end], details.windows[start:end])
+                   details.truncated[start:end], details.windows[start:end],
+                   None if details.stars is None else details.stars[start:end])
 
 
 # --------------------------------------------------------------------------- API schema
@@ -179,12 +180,31 @@ class PredictionOut(BaseModel):
     label: str = Field(..., description="POSITIVE or NEGATIVE.")
     score: float = Field(..., description="Probability of that label.")
     truncated: bool = Field(..., description="True when tokens beyond the model's length were dropped.")
+    stars: float | None = Field(None, description="Predicted 1-10 star rating (models with a rating head).")
 
 
 class PredictResponse(BaseModel):
     predictions: list[PredictionOut]
     model: str
     truncation: str
+
+
+class ExplainRequest(PredictRequest):
+    top: int | None = Field(None, ge=1, le=1000, description="Strongest words per review (default: all).")
+
+
+class ExplanationOut(BaseModel):
+    label: str
+    score: float
+    stars: float | None = None
+    words: list[tuple[str, float]] = Field(..., description="[word, weight] pairs, strongest first; "
+                                           "a positive weight pushes towards POSITIVE.")
+
+
+class ExplainResponse(BaseModel):
+    explanations: list[ExplanationOut]
+    method: str
+    model: str
 
 
 class ErrorOut(BaseModel):
@@ -245,16 +265,37 @@ def create_app(classifier: SentimentClassifier, *, max_texts: int = DEFAULT_MAX_
         return {**classifier.info(), "model": model_name, "limits": limits,
                 "batching": dataclasses.asdict(batcher.stats)}
 
-    @app.post("/predict", response_model=PredictResponse, responses=errors)
+    @app.post("/predict", response_model=PredictResponse, responses=errors, response_model_exclude_none=True)
     async def predict(request: PredictRequest) -> PredictResponse:
         texts = _check_request(request.texts, max_texts, max_chars)
         details = await asyncio.wrap_future(batcher.submit(texts))
+        stars = [None] * len(texts) if details.stars is None else [round(float(v), 2) for v in details.stars]
         predictions = [
-            PredictionOut(**item, truncated=bool(cut))
-            for item, cut in zip(to_predictions(details.probabilities), details.truncated, strict=True)
+            PredictionOut(**item, truncated=bool(cut), stars=star)
+            for item, cut, star in zip(to_predictions(details.probabilities), details.truncated, stars,
+                                       strict=True)
         ]
         return PredictResponse(predictions=predictions, model=model_name,
                                truncation=classifier.truncation)
+
+    explainers: list[Any] = []  # built on first use: a model without gradients still serves /predict
+    explain_lock = threading.Lock()  # attributions are many model calls; one review set at a time
+
+    def explain_now(texts: list[str], top: int | None) -> ExplainResponse:
+        from .explain import GradientExplainer
+
+        with explain_lock:
+            if not explainers:
+                explainers.append(GradientExplainer(classifier))
+            found = explainers[0].explain(texts)
+        return ExplainResponse(model=classifier.name, method=explainers[0].method, explanations=[
+            ExplanationOut(label=item.label, score=item.score, stars=item.stars, words=item.top(top))
+            for item in found])
+
+    @app.post("/explain", response_model=ExplainResponse, responses=errors, response_model_exclude_none=True)
+    async def explain(request: ExplainRequest) -> ExplainResponse:
+        texts = _check_request(request.texts, min(max_texts, 8), max_chars)
+        return await asyncio.to_thread(explain_now, texts, request.top)
 
     return app
 

@@ -248,9 +248,15 @@ def _fit(model_id: str, frames: dict[str, pd.DataFrame], config: TrainConfig, wo
 
     from .encoding import check_max_length
     from .modeling import default_device, load_classifier, out_of_memory_hint
+    from .ratings import RATING_LABELS, check_ratings
 
+    rating = config.target == "rating"
+    if rating:
+        for split in ("train", "validation"):
+            check_ratings(frames[split], f"the {split} split")
     set_seed(config.seed)  # the new classification head is initialised at load time
-    model, tokenizer = load_classifier(model_id, require_head=False, trust_remote_code=trust_remote_code)
+    model, tokenizer = load_classifier(model_id, require_head=False, trust_remote_code=trust_remote_code,
+                                       labels=RATING_LABELS if rating else None)
     check_max_length(config.max_length, model.config, tokenizer)
     order = _name_labels(model)
     train_set = _encode(tokenizer, frames["train"], config, order)
@@ -307,10 +313,13 @@ def _splits(data: DataSource, config: TrainConfig, *, cleaning: str, text_column
 
 def _name_labels(model: PreTrainedModel) -> list[int]:
     """Name the outputs NEGATIVE/POSITIVE (whatever the checkpoint called them); return their order."""
-    from .modeling import ID2LABEL, label_order
+    from .modeling import ID2LABEL, STARS_PREFIX, label_order, rating_outputs
 
     order = label_order(model.config)
+    stars = rating_outputs(model.config) or {}
     model.config.id2label = {order[ours]: name for ours, name in ID2LABEL.items()}
+    for index, value in stars.items():  # keep the rating outputs' names
+        model.config.id2label[index] = f"{STARS_PREFIX}{value}"
     model.config.label2id = {name: index for index, name in model.config.id2label.items()}
     return order
 
@@ -324,7 +333,11 @@ def _encode(tokenizer: PreTrainedTokenizerBase, frame: pd.DataFrame, config: Tra
     texts = frame["text"].tolist()
     encoded = encode(tokenizer, texts, config.max_length, config.truncation, config.head_tokens,
                      cached_tokens(encoder_for(tokenizer), texts))
-    labels = [order[int(label)] for label in frame["label"]]
+    labels: list[Any] = [order[int(label)] for label in frame["label"]]
+    if config.target == "rating":  # class index and stars: the rating head's loss needs both
+        from .ratings import star_targets
+
+        labels = [[label, stars] for label, stars in zip(labels, star_targets(frame["rating"]), strict=True)]
     if by_length:
         rows = np.argsort([-len(ids) for ids in encoded["input_ids"]], kind="stable")
         encoded = {key: [values[i] for i in rows] for key, values in encoded.items()}
@@ -391,12 +404,15 @@ def _trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, args: T
              ) -> Trainer:
     from transformers import DataCollatorWithPadding, PrinterCallback, Trainer
 
+    from .ratings import rating_loss
+
     # Multiples of 8 suit GPU tensor cores; on CPU they would only add padding.
     multiple = 8 if args.device.type == "cuda" else None
     collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple)
+    rating = bool(validation_set.labels) and isinstance(validation_set.labels[0], list)
     trainer = Trainer(model=model, args=args, train_dataset=train_set, eval_dataset=validation_set,
                       data_collator=collator, processing_class=tokenizer, compute_metrics=_accuracy,
-                      callbacks=list(callbacks or []))
+                      callbacks=list(callbacks or []), compute_loss_func=rating_loss if rating else None)
     trainer.remove_callback(PrinterCallback)  # it would print every log dict
     return trainer
 
@@ -454,6 +470,10 @@ def _accuracy(prediction: Any) -> dict[str, float]:
     logits = prediction.predictions
     if isinstance(logits, tuple):  # some models also return hidden states
         logits = logits[0]
+    if np.ndim(prediction.label_ids) == 2:  # a rating model: [class, stars] per review
+        from .ratings import evaluation_metrics
+
+        return evaluation_metrics(np.asarray(logits), np.asarray(prediction.label_ids))
     return {"accuracy": float((np.asarray(logits).argmax(axis=-1) == prediction.label_ids).mean())}
 
 

@@ -42,6 +42,7 @@ def _root(
 
 def _register_commands() -> None:
     from . import (
+        adapt_cmds,
         baseline_cmds,
         data_cmds,
         evaluate_cmds,
@@ -55,8 +56,8 @@ def _register_commands() -> None:
         tune_cmds,
     )
 
-    for module in (data_cmds, baseline_cmds, evaluate_cmds, train_cmds, tune_cmds, runs_cmds, report_cmds,
-                   predict_cmds, export_cmds, serve_cmds, quickstart_cmds):
+    for module in (data_cmds, baseline_cmds, evaluate_cmds, adapt_cmds, train_cmds, tune_cmds, runs_cmds,
+                   report_cmds, predict_cmds, export_cmds, serve_cmds, quickstart_cmds):
         module.register(app)
 
 

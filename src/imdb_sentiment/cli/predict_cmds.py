@@ -69,6 +69,12 @@ def predict(
         help="Say on stderr which back end and precision run the model and why (on CPUs the fastest is "
              "measured once per model and machine, then cached). Without reviews, only that."),
     trust_remote_code: bool = TRUST_REMOTE_CODE,
+    explain: bool = typer.Option(
+        False, "--explain",
+        help="Also give the words that pushed each decision, with signed weights (positive: towards "
+             "POSITIVE): exact feature contributions for nbsvm/logreg baseline folders, integrated "
+             "gradients for transformer models. With --input and --output, adds an explanation column."),
+    top: int = typer.Option(10, "--top", help="With --explain: words per review, strongest first."),
     engine: str = typer.Option(
         "local", "--engine",
         help="local (this process) or ray: --input is then a file, folder or glob of parquet/CSV/JSONL "
@@ -116,6 +122,13 @@ def predict(
         texts = _argument_reviews(texts)
     elif not explain_engine:
         texts = _stdin_reviews()
+    if explain:
+        if input_path is not None and output_path is None:
+            raise UserError("--explain with --input needs --output FILE for the explanations")
+        _explain(model, texts, reviews, output_path, text_column, top, as_json, output_format, dict(
+            device=device, max_length=max_length, truncation=truncation, head_tokens=head_tokens,
+            batch_size=batch_size, trust_remote_code=trust_remote_code))
+        return
     classifier = load_classifier(model, device=device, precision=precision, backend=backend,
                                  max_length=max_length, truncation=truncation, head_tokens=head_tokens,
                                  chunk_overlap=chunk_overlap, batch_size=batch_size,
@@ -171,11 +184,14 @@ def _predict_texts(classifier: SentimentClassifier, texts: list[str], as_json: b
             record = {"text": row.text, "label": None if error else label,
                       "score": None if error else round(float(score), 6),
                       "truncated": None if error else bool(truncated), "error": error}
+            if "stars" in frame.columns:  # a model with a rating head
+                record["stars"] = None if error else float(row.stars)
             typer.echo(json.dumps(record, ensure_ascii=False))
         elif error:
             typer.echo(f"ERROR\t\t{error}")
         else:
-            typer.echo(f"{label}\t{score:.4f}" + ("\t(truncated)" if truncated else ""))
+            stars = f"\t{row.stars:.1f} stars" if "stars" in frame.columns else ""
+            typer.echo(f"{label}\t{score:.4f}{stars}" + ("\t(truncated)" if truncated else ""))
     _warn_bad_rows(int(frame[names[3]].notna().sum()), "line(s)")
 
 
@@ -222,6 +238,38 @@ def _duration(seconds: float) -> str:
 
 def _three_digits(value: float) -> str:
     return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def _explain(model: str, texts: list[str] | None, reviews: pd.DataFrame | None, output_path: Path | None,
+             text_column: str, top: int, as_json: bool, output_format: str | None, options: dict) -> None:
+    """``--explain``: the strongest words per review, printed or (with --input) as a column."""
+    import pandas as pd
+
+    from ..explain import explain_frame, load_explainer
+    from ..inference import write_table
+
+    if top <= 0:
+        raise UserError(f"--top must be positive, got {top}")
+    explainer = load_explainer(model, **options)
+    if reviews is not None and output_path is not None:
+        write_table(explain_frame(explainer, reviews, text_column, top), output_path, output_format)
+        typer.echo(f"explained {len(reviews)} review(s) ({explainer.method}) -> {output_path}", err=True)
+        return
+    frame = explain_frame(explainer, pd.DataFrame({"text": texts}), "text", top)
+    for row in frame.to_dict("records"):
+        for key in ("label", "explanation", "error"):  # pandas may hold "none" as NaN
+            row[key] = row[key] if isinstance(row[key], str) else None
+        words = json.loads(row["explanation"]) if row["explanation"] else None
+        if as_json:
+            record = {key: row[key] for key in ("text", "label", "score", "stars", "error") if key in row}
+            typer.echo(json.dumps({**record, "explanation": words}, ensure_ascii=False))
+        elif row["error"]:
+            typer.echo(f"ERROR\t\t{row['error']}")
+        else:
+            stars = f"\t{row['stars']:.1f} stars" if row.get("stars") is not None else ""
+            pairs = ", ".join(f"{word} {weight:+.3f}" for word, weight in words)
+            typer.echo(f"{row['label']}\t{row['score']:.4f}{stars}\t{pairs}")
+    _warn_bad_rows(int(frame["error"].notna().sum()), "line(s)")
 
 
 def _warn_bad_rows(count: int, what: str) -> None:
