@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Commands record runs in ./runs by default; tests record only where they pass --runs-dir.
 os.environ.setdefault("IMDB_SENTIMENT_RUNS_DIR", "none")
+# ONNX exports, engine choices and token caches of the tests' tiny models stay out of the user's cache.
+os.environ.setdefault("IMDB_SENTIMENT_CACHE", tempfile.mkdtemp(prefix="imdb-sentiment-test-cache-"))
 
 
 PRECISION_TOLERANCE = {"fp32": 1e-5, "bf16": 2e-2}
