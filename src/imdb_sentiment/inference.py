@@ -277,6 +277,8 @@ class Details:
     truncated: np.ndarray
     windows: np.ndarray
     """Model windows per text (more than one only with ``chunks``)."""
+    decided_by: np.ndarray | None = None
+    """Hybrid models only: ``screen``, ``transformer`` or ``blend`` per text."""
 
 
 class SentimentClassifier:
@@ -689,6 +691,11 @@ def predict_frame(classifier: SentimentClassifier, frame: pd.DataFrame, text_col
     out = frame.copy()
     for name, values in zip(names, (labels, scores, truncated, problems), strict=True):
         out[name] = values
+    if details.decided_by is not None:  # a hybrid: which part decided each review
+        decided: list[str | None] = [None] * len(frame)
+        for slot, i in enumerate(good):
+            decided[i] = str(details.decided_by[slot])
+        out[f"{names[0].removesuffix('label')}decided_by"] = decided
     return out, names
 
 

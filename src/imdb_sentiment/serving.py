@@ -145,7 +145,8 @@ class MicroBatcher:
 
 def _slice(details: Details, start: int, end: int) -> Details:
     return Details(details.probabilities[start:end], details.tokens[start:end],
-                   details.truncated[start:end], details.windows[start:end])
+                   details.truncated[start:end], details.windows[start:end],
+                   None if details.decided_by is None else details.decided_by[start:end])
 
 
 # --------------------------------------------------------------------------- API schema
@@ -160,6 +161,8 @@ class PredictionOut(BaseModel):
     label: str = Field(..., description="POSITIVE or NEGATIVE.")
     score: float = Field(..., description="Probability of that label.")
     truncated: bool = Field(..., description="True when tokens beyond the model's length were dropped.")
+    decided_by: str | None = Field(
+        None, description="Hybrid models: which part decided (screen, transformer or blend).")
 
 
 class PredictResponse(BaseModel):
@@ -224,9 +227,11 @@ def create_app(classifier: SentimentClassifier, *, max_texts: int = DEFAULT_MAX_
     async def predict(request: PredictRequest) -> PredictResponse:
         texts = _check_request(request.texts, max_texts, max_chars)
         details = await asyncio.wrap_future(batcher.submit(texts))
+        decided = [None] * len(texts) if details.decided_by is None else details.decided_by.tolist()
         predictions = [
-            PredictionOut(**item, truncated=bool(cut))
-            for item, cut in zip(to_predictions(details.probabilities), details.truncated, strict=True)
+            PredictionOut(**item, truncated=bool(cut), decided_by=who)
+            for item, cut, who in zip(to_predictions(details.probabilities), details.truncated, decided,
+                                      strict=True)
         ]
         return PredictResponse(predictions=predictions, model=classifier.name,
                                truncation=classifier.truncation)

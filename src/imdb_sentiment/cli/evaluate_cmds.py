@@ -11,6 +11,8 @@ from .options import (
     CLEANING,
     DATA,
     HEAD_TOKENS_HELP,
+    HYBRID_MODE,
+    HYBRID_THRESHOLD,
     LABEL_COLUMN,
     MODEL_HELP,
     OUTPUT,
@@ -45,6 +47,8 @@ def evaluate(
     overwrite: bool = OVERWRITE,
     runs_dir: Path | None = RUNS_DIR,
     trust_remote_code: bool = TRUST_REMOTE_CODE,
+    mode: str | None = HYBRID_MODE,
+    threshold: float | None = HYBRID_THRESHOLD,
 ) -> None:
     """Score a sentiment classifier on the test split: metrics.json and predictions.parquet."""
     from ..evaluation import evaluate_model
@@ -55,10 +59,12 @@ def evaluate(
         model, data, output, max_samples=max_samples, max_length=max_length, truncation=truncation,
         head_tokens=head_tokens, batch_size=batch_size, cleaning=cleaning, text_column=text_column,
         label_column=label_column, seed=seed, precision=precision, overwrite=overwrite,
-        trust_remote_code=trust_remote_code, progress=True,
+        trust_remote_code=trust_remote_code, progress=True, mode=mode, threshold=threshold,
     )
     typer.echo(f"accuracy {metrics['accuracy']:.4f}  f1 {metrics['f1']:.4f}  on {metrics['n_test']} reviews "
-               f"({metrics['reviews_per_second']} reviews/s)  -> {output}")
+               f"({metrics['reviews_per_second']} reviews/s)"
+               + (f"  transformer share {metrics['transformer_share']:.1%}" if "transformer_share" in metrics
+                  else "") + f"  -> {output}")
     if runs_dir is not None:
         from ..tracking import log_run
 

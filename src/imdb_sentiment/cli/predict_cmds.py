@@ -19,6 +19,8 @@ from .options import (
     CHUNK_OVERLAP,
     DEVICE,
     HEAD_TOKENS,
+    HYBRID_MODE,
+    HYBRID_THRESHOLD,
     MAX_LENGTH,
     MODEL,
     PRECISION,
@@ -56,6 +58,8 @@ def predict(
         help="Progress bar on stderr (default: when stderr is a terminal)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output file."),
     trust_remote_code: bool = TRUST_REMOTE_CODE,
+    mode: str | None = HYBRID_MODE,
+    threshold: float | None = HYBRID_THRESHOLD,
 ) -> None:
     """Classify reviews as POSITIVE or NEGATIVE, with the probability of that label."""
     from ..inference import check_output_file
@@ -76,7 +80,7 @@ def predict(
     classifier = load_classifier(model, device=device, precision=precision, backend=backend,
                                  max_length=max_length, truncation=truncation, head_tokens=head_tokens,
                                  chunk_overlap=chunk_overlap, batch_size=batch_size,
-                                 trust_remote_code=trust_remote_code)
+                                 trust_remote_code=trust_remote_code, mode=mode, threshold=threshold)
     if input_path is not None and output_path is not None:
         _predict_file(classifier, input_path, output_path, text_column, overwrite,
                       sys.stderr.isatty() if progress is None else progress)
@@ -111,6 +115,8 @@ def _predict_texts(classifier: SentimentClassifier, texts: list[str], as_json: b
             record = {"text": row.text, "label": None if error else label,
                       "score": None if error else round(float(score), 6),
                       "truncated": None if error else bool(truncated), "error": error}
+            if "decided_by" in frame.columns:  # a hybrid says which part decided
+                record["decided_by"] = row.decided_by
             typer.echo(json.dumps(record, ensure_ascii=False))
         elif error:
             typer.echo(f"ERROR\t\t{error}")
