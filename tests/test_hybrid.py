@@ -212,3 +212,29 @@ def test_broken_hybrid_folders(hybrid_dir: Path, tmp_path: Path) -> None:
 def test_mode_on_a_plain_model_is_refused(tiny_classifier) -> None:
     with pytest.raises(UserError, match="hybrid folders only"):
         load_model(tiny_classifier, mode="cascade")
+
+
+def test_group_out_of_fold_removes_memorised_titles() -> None:
+    from imdb_sentiment.data import carve_split
+    from imdb_sentiment.hybrid import group_out_of_fold
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(600):  # the movie's title gives its label away; the words say nothing
+        movie = i % 40
+        rows.append({"id": str(i), "text": f"title{movie} " + " ".join(rng.choice(NEUTRAL, 6)),
+                     "label": movie % 2, "movie": f"tt{movie}"})
+    train, validation = carve_split(pd.DataFrame(rows), 0.2, seed=0)  # at random: movies straddle
+    screen = build_baseline("logreg").fit(train["text"].tolist(), train["label"].to_numpy())
+    seen = np.mean((screen.predict_proba(validation["text"].tolist())[:, 1] > 0.5) == validation["label"])
+    unseen = group_out_of_fold(screen, train, validation, "movie", folds=4)
+    assert seen > 0.95
+    assert np.mean((unseen > 0.5) == validation["label"]) < 0.75
+
+
+def test_build_with_refit_by_movie(data_dir, baseline_dir, tiny_classifier, tmp_path) -> None:
+    metrics = build_hybrid(baseline_dir, tiny_classifier, data_dir, tmp_path / "h",
+                           HybridConfig(validation_size=0.25, device="cpu", refit_by="movie", refit_folds=3,
+                                        mode="ensemble"))
+    assert metrics["refit_by"] == "movie" and metrics["mode"] == "ensemble"
+    assert load_model(tmp_path / "h", device="cpu", backend="torch").mode == "ensemble"

@@ -28,6 +28,11 @@ def hybrid(
         help="Validation accuracy points the cascade may give up against the transformer alone."),
     copy_transformer: bool = typer.Option(
         False, "--copy-transformer", help="Copy the transformer into the folder (default: refer to it)."),
+    refit_by: str | None = typer.Option(
+        None, "--refit-by",
+        help="Group column (movie): score the screen on validation with copies refit without the "
+             "validation reviews' movies, as on test, so memorised titles do not win it too much weight "
+             "(5 refits of the baseline)."),
     device: str | None = options.DEVICE,
     backend: str = options.BACKEND,
     seed: int = options.SEED,
@@ -44,7 +49,8 @@ def hybrid(
     config = HybridConfig(mode=mode, threshold=threshold, max_drop=max_drop, seed=seed,
                           validation_size=validation_size, group_column=group_column, cleaning=cleaning,
                           text_column=text_column, label_column=label_column,
-                          copy_transformer=copy_transformer, device=device, backend=backend)
+                          copy_transformer=copy_transformer, refit_by=refit_by, device=device,
+                          backend=backend)
     options.quiet_model_loading()
     started = time.perf_counter()
     with warnings_as_lines():
@@ -61,7 +67,7 @@ def hybrid(
 
         params = {key: metrics[key] for key in ("data", "baseline", "transformer", "mode", "threshold",
                                                 "fallback", "seed", "validation_size", "group_column",
-                                                "max_drop")}
+                                                "refit_by", "max_drop")}
         scores = {"validation_accuracy": accuracy["ensemble"], "screen_weight": metrics["screen_weight"],
                   "validation_transformer_share": metrics["validation_transformer_share"],
                   **{f"validation_accuracy_{key}": value for key, value in accuracy.items()}}
