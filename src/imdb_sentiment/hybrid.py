@@ -453,9 +453,7 @@ def build_hybrid(baseline: str | os.PathLike[str], transformer: str | os.PathLik
 
     Returns the ``metrics.json`` content (validation only: the test split is never read).
     """
-    import shutil
-
-    from .artifacts import atomic_output_dir, check_output_dir, write_json
+    from .artifacts import check_output_dir
     from .baselines import load_baseline
     from .data import load_splits
 
@@ -487,13 +485,33 @@ def build_hybrid(baseline: str | os.PathLike[str], transformer: str | os.PathLik
     transformer_p = model.predict_proba(texts)[:, 1]
     choice = choose(screen_p, transformer_p, validation["label"].to_numpy(), max_drop=config.max_drop,
                     seed=config.seed)
+    return save_hybrid(output, settings, choice, baseline_dir, transformer_dir, config,
+                       {"n_validation": len(validation), "data": str(data)}, overwrite=overwrite,
+                       started=started)
+
+
+def save_hybrid(output: str | os.PathLike[str], settings: HybridSettings, choice: Choice, baseline_dir: Path,
+                transformer_dir: Path, config: HybridConfig, facts: dict[str, Any], *,
+                overwrite: bool = False, started: float | None = None) -> dict[str, Any]:
+    """Write the hybrid folder (atomically) with what validation chose; returns its metrics."""
+    import shutil
+
+    from .artifacts import atomic_output_dir, write_json
+    from .model_card import render_hybrid_card
+
     settings.stacker, settings.fallback = choice.stacker, choice.fallback
     settings.threshold = config.threshold if config.threshold is not None else choice.threshold
-    settings.validation = validation_summary(choice, validation, config)
+    settings.validation = {
+        "validation_accuracy": {key: round(value, 4) for key, value in choice.accuracy.items()},
+        "validation_transformer_share": round(choice.transformer_share, 4),
+        "chosen_threshold": choice.threshold, "seed": config.seed, "validation_size": config.validation_size,
+        "group_column": config.group_column, "refit_by": config.refit_by, "max_drop": config.max_drop,
+        **facts,
+    }
     metrics = {"stage": "hybrid", **settings.validation, "threshold": settings.threshold,
                "mode": settings.mode, "fallback": settings.fallback,
                "screen_weight": round(choice.stacker.weight, 4), "stacker": asdict(choice.stacker),
-               "baseline": str(baseline_dir), "transformer": str(transformer_dir), "data": str(data)}
+               "baseline": str(baseline_dir), "transformer": str(transformer_dir)}
     with atomic_output_dir(output, overwrite) as tmp:
         shutil.copytree(baseline_dir, tmp / BASELINE_PART)
         if config.copy_transformer:
@@ -502,10 +520,9 @@ def build_hybrid(baseline: str | os.PathLike[str], transformer: str | os.PathLik
             settings.transformer = str(transformer_dir.resolve())
         write_json(tmp / HYBRID_FILE, settings.to_json())
         _write_curve(tmp, choice, settings.threshold)
-        metrics["seconds"] = round(time.perf_counter() - started, 2)
+        if started is not None:
+            metrics["seconds"] = round(time.perf_counter() - started, 2)
         write_json(tmp / "metrics.json", metrics)
-        from .model_card import render_hybrid_card
-
         (tmp / "README.md").write_text(render_hybrid_card(settings, metrics), encoding="utf-8")
     return metrics
 
@@ -538,17 +555,6 @@ def group_out_of_fold(screen: Pipeline, train: pd.DataFrame, validation: pd.Data
         rows = np.flatnonzero(fold == k)
         positive[rows] = model.predict_proba(validation["text"].iloc[rows].tolist())[:, 1]
     return positive
-
-
-def validation_summary(choice: Choice, validation: pd.DataFrame, config: HybridConfig) -> dict[str, Any]:
-    return {
-        "validation_accuracy": {key: round(value, 4) for key, value in choice.accuracy.items()},
-        "validation_transformer_share": round(choice.transformer_share, 4),
-        "chosen_threshold": choice.threshold,
-        "n_validation": len(validation),
-        "seed": config.seed, "validation_size": config.validation_size, "group_column": config.group_column,
-        "refit_by": config.refit_by, "max_drop": config.max_drop,
-    }
 
 
 def _write_curve(folder: Path, choice: Choice, threshold: float) -> None:
