@@ -54,11 +54,22 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/data/imdb")
     parser.add_argument("--cache", required=True)
     parser.add_argument("--backend", default="auto")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="ONNX Runtime threads, without spin-waiting (0: its default). One thread "
+                             "wastes nothing on a crowded machine.")
     args = parser.parse_args()
     from imdb_sentiment.data import load_splits, subsample
     from imdb_sentiment.inference import SentimentClassifier
 
     classifier = SentimentClassifier.load(args.model, device="cpu", backend=args.backend)
+    if args.threads and classifier.backend.name == "onnx":
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = args.threads
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        path = classifier.backend.session._model_path
+        classifier.backend.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     print(classifier.info(), flush=True)
     frames = load_splits(args.data, seed=42, validation_size=0.1, require=("train", "validation", "test"))
     for name, frame in (("validation", frames["validation"]),

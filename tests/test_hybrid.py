@@ -142,11 +142,19 @@ def test_load_predict_and_override(hybrid_dir: Path) -> None:
 def test_evaluate_reports_transformer_share(hybrid_dir: Path, data_dir: Path, tmp_path: Path) -> None:
     from imdb_sentiment.evaluation import evaluate_model
 
-    metrics = evaluate_model(str(hybrid_dir), data_dir, tmp_path / "eval", device="cpu", mode="cascade",
-                             threshold=0.0)
+    model = load_model(hybrid_dir, device="cpu", backend="torch", mode="cascade", threshold=0.0)
+    metrics = evaluate_model(model, data_dir, tmp_path / "eval")
     assert 0 <= metrics["transformer_share"] < 1 and metrics["n_test"] == 40
-    ensemble = evaluate_model(str(hybrid_dir), data_dir, device="cpu", mode="ensemble")
+    ensemble = evaluate_model(model.override(mode="ensemble"), data_dir)
     assert ensemble["transformer_share"] == 1.0
+    from typer.testing import CliRunner
+
+    from imdb_sentiment.cli import app
+
+    result = CliRunner().invoke(app, ["evaluate", "-m", str(hybrid_dir), "--data", str(data_dir), "--mode",
+                                      "cascade", "--threshold", "0.5", "-o", str(tmp_path / "cli")])
+    assert result.exit_code == 0, result.output
+    assert read_json(tmp_path / "cli" / "metrics.json")["transformer_share"] == 1.0
     assert read_json(tmp_path / "eval" / "metrics.json")["transformer_share"] == metrics["transformer_share"]
 
 

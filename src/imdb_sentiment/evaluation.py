@@ -132,8 +132,6 @@ def evaluate_model(
     overwrite: bool = False,
     trust_remote_code: bool = False,
     progress: bool = False,
-    mode: str | None = None,
-    threshold: float | None = None,
 ) -> dict[str, Any]:
     """Score a sequence-classification model on the test split and return its metrics.
 
@@ -142,7 +140,7 @@ def evaluate_model(
     ``train_config.toml`` when it has one, else 512 (or the model's limit) and head-tail.
     ``model`` may also be a loaded :class:`SentimentClassifier`.
     With ``output``, writes ``metrics.json`` and ``predictions.parquet`` there atomically.
-    A hybrid folder (``mode``/``threshold`` override its own) adds ``transformer_share``.
+    A loaded hybrid (:func:`imdb_sentiment.hybrid.load_model`) adds ``transformer_share``.
     """
     from .artifacts import atomic_output_dir, check_output_dir
     from .data import subsample
@@ -152,8 +150,7 @@ def evaluate_model(
         check_output_dir(output, overwrite)  # fail before the slow part
     classifier = model if isinstance(model, _classifier_type()) else _load_classifier(
         model, max_length=max_length, truncation=truncation, head_tokens=head_tokens,
-        batch_size=batch_size, device=device, precision=precision, trust_remote_code=trust_remote_code,
-        mode=mode, threshold=threshold)
+        batch_size=batch_size, device=device, precision=precision, trust_remote_code=trust_remote_code)
     frame = subsample(test_frame(data, cleaning=cleaning, text_column=text_column,
                                  label_column=label_column, seed=seed), max_samples, seed)
     sent_before = getattr(classifier, "transformer_reviews", None)  # hybrids count what they send on
@@ -193,17 +190,15 @@ def _classifier_type() -> type:
 
 def _load_classifier(model: str | os.PathLike[str], *, max_length: int | None, truncation: str | None,
                      head_tokens: int | None, batch_size: int, device: str | None, precision: str,
-                     trust_remote_code: bool, mode: str | None = None, threshold: float | None = None,
-                     ) -> SentimentClassifier:
-    """Load ``model`` (a hybrid folder too); unset input settings default to those it was trained with."""
-    from .hybrid import is_hybrid, load_model
+                     trust_remote_code: bool) -> SentimentClassifier:
+    """Load ``model``; unset input settings default to those it was trained with."""
+    from .inference import SentimentClassifier
     from .modeling import check_max_length, load_config, load_tokenizer
 
-    if max_length is not None and not is_hybrid(model):  # a one-line refusal before the weights load
+    if max_length is not None:  # a one-line refusal before the weights load
         check_max_length(max_length, load_config(model, trust_remote_code),
                          load_tokenizer(model, trust_remote_code))
-    return load_model(
-        model, mode=mode, threshold=threshold, device=device, precision=precision,
-        trust_remote_code=trust_remote_code,
+    return SentimentClassifier.load(
+        model, device=device, precision=precision, trust_remote_code=trust_remote_code,
         max_length=max_length, truncation=truncation, head_tokens=head_tokens, batch_size=batch_size,
     )

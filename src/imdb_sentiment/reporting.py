@@ -32,7 +32,7 @@ from .tracking import RunRecord
 if TYPE_CHECKING:
     import optuna
 
-STAGE_ORDER = ("baseline", "pretrained", "evaluate", "train", "fine-tuned", "tune-trial", "tuned")
+STAGE_ORDER = ("baseline", "pretrained", "evaluate", "train", "fine-tuned", "tune-trial", "tuned", "hybrid")
 STAGE_TITLES = {
     "baseline": "Baseline (bag of words)",
     "pretrained": "Pretrained classifier",
@@ -41,6 +41,7 @@ STAGE_TITLES = {
     "fine-tuned": "Fine-tuned",
     "tune-trial": "Tuning trial (best)",
     "tuned": "Tuned, retrained",
+    "hybrid": "Hybrid (screen + transformer)",
 }
 MAX_ROC_CURVES = 8
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")

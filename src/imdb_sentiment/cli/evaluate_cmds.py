@@ -52,14 +52,20 @@ def evaluate(
 ) -> None:
     """Score a sentiment classifier on the test split: metrics.json and predictions.parquet."""
     from ..evaluation import evaluate_model
+    from ..hybrid import is_hybrid, load_model
 
     quiet_model_loading()
     started = time.perf_counter()
+    classifier = model
+    if is_hybrid(model) or mode is not None or threshold is not None:  # loaded here: a plain model is refused
+        classifier = load_model(model, mode=mode, threshold=threshold, max_length=max_length,
+                                truncation=truncation, head_tokens=head_tokens, batch_size=batch_size,
+                                precision=precision, trust_remote_code=trust_remote_code)
     metrics = evaluate_model(
-        model, data, output, max_samples=max_samples, max_length=max_length, truncation=truncation,
+        classifier, data, output, max_samples=max_samples, max_length=max_length, truncation=truncation,
         head_tokens=head_tokens, batch_size=batch_size, cleaning=cleaning, text_column=text_column,
         label_column=label_column, seed=seed, precision=precision, overwrite=overwrite,
-        trust_remote_code=trust_remote_code, progress=True, mode=mode, threshold=threshold,
+        trust_remote_code=trust_remote_code, progress=True,
     )
     typer.echo(f"accuracy {metrics['accuracy']:.4f}  f1 {metrics['f1']:.4f}  on {metrics['n_test']} reviews "
                f"({metrics['reviews_per_second']} reviews/s)"
