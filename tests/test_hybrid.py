@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from test_baselines import NEGATIVE, NEUTRAL, POSITIVE
 
 from imdb_sentiment.artifacts import read_json
 from imdb_sentiment.baselines import build_baseline, run_baseline, save_baseline
@@ -24,10 +25,6 @@ from imdb_sentiment.hybrid import (
     load_model,
 )
 from imdb_sentiment.inference import SentimentClassifier
-
-POSITIVE = ["wonderful", "superb", "moving", "brilliant", "delightful", "charming"]
-NEGATIVE = ["dreadful", "boring", "awful", "tedious", "clumsy", "terrible"]
-NEUTRAL = ["film", "plot", "actor", "scene", "story", "director", "camera", "music", "ending", "cast"]
 
 
 def reviews(n: int, seed: int, split: str) -> pd.DataFrame:
