@@ -46,6 +46,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0, help="Seed of the test subset.")
     parser.add_argument("--refit-folds", type=int, default=5)
+    parser.add_argument("--refit-only", action="store_true",
+                        help="Only compute and cache the screen's refit-by-movie validation scores.")
     parser.add_argument("--speed-samples", type=int, default=200)
     parser.add_argument("--output", default=str(RESULTS_DIR / "hybrid.json"))
     parser.add_argument("--save", help="Also write the hybrid folder chosen with the refit by movie here "
@@ -60,6 +62,23 @@ def cpu_flags() -> list[str]:
     except OSError:
         return []
     return sorted(wanted & set(text.split()))
+
+
+def refit_scores(screen: object, frames: dict, cache: Path, folds: int) -> np.ndarray:
+    """The screen's group-out-of-fold validation scores (see ``group_out_of_fold``), cached."""
+    from imdb_sentiment.hybrid import group_out_of_fold
+
+    validation = frames["validation"]
+    file = cache / f"screen-refit-movie-{folds}.npz"
+    if file.is_file():
+        saved = np.load(file)
+        if saved["ids"].tolist() == validation["id"].tolist():
+            return saved["positive"]
+    print(f"refitting the screen {folds} times without the validation movies ...", file=sys.stderr)
+    positive = group_out_of_fold(screen, frames["train"], validation, "movie", folds)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(file, ids=validation["id"].to_numpy(), positive=positive)
+    return positive
 
 
 def rows_for(name: str, screen: np.ndarray, transformer: np.ndarray, labels: np.ndarray,
@@ -120,7 +139,6 @@ def main() -> None:
         HybridSettings,
         baseline_model_dir,
         choose,
-        group_out_of_fold,
         save_hybrid,
     )
     from imdb_sentiment.inference import SentimentClassifier
@@ -129,14 +147,16 @@ def main() -> None:
     validation, test = frames["validation"], frames["test"]
     screen = load_baseline(baseline_model_dir(args.baseline))
     cache = Path(args.cache)
+    if args.refit_only:
+        refit_scores(screen, frames, cache, args.refit_folds)
+        return
     transformer = None
     if not set(validation["id"]) <= set(read_cache(cache)):
         transformer = SentimentClassifier.load(args.transformer, device="cpu", backend="auto")
     val_t = cached_positive(transformer, validation, cache)
     val_labels = validation["label"].to_numpy()
     val_screen = screen.predict_proba(validation["text"].tolist())[:, 1]
-    print(f"refitting the screen {args.refit_folds} times without the validation movies ...", file=sys.stderr)
-    val_refit = group_out_of_fold(screen, frames["train"], validation, "movie", args.refit_folds)
+    val_refit = refit_scores(screen, frames, cache, args.refit_folds)
     choices = {"naive": choose(val_screen, val_t, val_labels),
                "refit by movie": choose(val_refit, val_t, val_labels)}
     rows = rows_for("validation (own scores)", val_screen, val_t, val_labels, choices)

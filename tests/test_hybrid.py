@@ -167,6 +167,13 @@ def test_cli_predict_json_and_serve(hybrid_dir: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     record = json.loads(result.output.strip().splitlines()[-1])
     assert record["decided_by"] in ("screen", "blend", "transformer")
+    pd.DataFrame({"text": ["superb wonderful film", "", "awful tedious plot"]}).to_csv(tmp_path / "in.csv")
+    files = ["-i", str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.csv")]
+    result = CliRunner().invoke(app, ["predict", "-m", str(hybrid_dir), "--backend", "torch", "--mode",
+                                      "ensemble", *files])
+    assert result.exit_code == 0, result.output
+    scored = pd.read_csv(tmp_path / "out.csv")
+    assert scored["decided_by"].tolist()[::2] == ["blend", "blend"] and scored["decided_by"].isna()[1]
     model = load_model(hybrid_dir, device="cpu", backend="torch", mode="ensemble")
     with TestClient(create_app(model)) as client:
         body = client.post("/predict", json={"texts": ["superb film", "awful plot"]}).json()
