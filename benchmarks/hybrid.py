@@ -46,6 +46,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0, help="Seed of the test subset.")
     parser.add_argument("--refit-folds", type=int, default=5)
+    parser.add_argument("--cached-only", action="store_true",
+                        help="Score nothing now: keep only the validation and test-subset reviews already "
+                             "in the cache (their counts are reported).")
     parser.add_argument("--refit-only", action="store_true",
                         help="Only compute and cache the screen's refit-by-movie validation scores.")
     parser.add_argument("--speed-samples", type=int, default=200)
@@ -150,20 +153,27 @@ def main() -> None:
     if args.refit_only:
         refit_scores(screen, frames, cache, args.refit_folds)
         return
+    val_refit = refit_scores(screen, frames, cache, args.refit_folds)
+    if args.cached_only:  # the validation reviews scored so far (score_cache.py keeps them balanced)
+        scored = validation["id"].isin(set(read_cache(cache))).to_numpy()
+        validation, val_refit = validation[scored], val_refit[scored]
     transformer = None
     if not set(validation["id"]) <= set(read_cache(cache)):
         transformer = SentimentClassifier.load(args.transformer, device="cpu", backend="auto")
     val_t = cached_positive(transformer, validation, cache)
     val_labels = validation["label"].to_numpy()
+    print(f"validation: {len(validation):,} reviews, {int(val_labels.sum()):,} positive", file=sys.stderr)
     val_screen = screen.predict_proba(validation["text"].tolist())[:, 1]
-    val_refit = refit_scores(screen, frames, cache, args.refit_folds)
     choices = {"naive": choose(val_screen, val_t, val_labels),
                "refit by movie": choose(val_refit, val_t, val_labels)}
     rows = rows_for("validation (own scores)", val_screen, val_t, val_labels, choices)
     rows += rows_for("validation (refit by movie)", val_refit, val_t, val_labels, choices)
 
-    sets = {f"test subset {args.samples:,} (seed {args.seed})": subsample(test, args.samples, args.seed)}
     known = read_cache(cache)
+    subset = subsample(test, args.samples, args.seed)
+    if args.cached_only:
+        subset = subset[subset["id"].isin(set(known))]
+    sets = {f"test subset {len(subset):,} of {args.samples:,} (seed {args.seed})": subset}
     if set(test["id"]) <= set(known):
         sets["test (all 25,000)"] = test
     else:
@@ -184,7 +194,8 @@ def main() -> None:
         save_hybrid(args.save, HybridSettings(transformer_labels=[0, 1]), chosen,
                     baseline_model_dir(args.baseline), transformer_dir,
                     HybridConfig(refit_by="movie", refit_folds=args.refit_folds),
-                    {"n_validation": len(validation), "data": args.data}, overwrite=True)
+                    {"n_validation": len(validation), "data": args.data,
+                     "transformer_scores": "int8 ONNX Runtime (cached)"}, overwrite=True)
     speed_texts = subsample(test, args.speed_samples, args.seed + 1)["text"].tolist()
     speeds = speed(args, settings, speed_texts) if args.speed_samples else []
 

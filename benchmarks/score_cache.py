@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-CHUNK = 250
+CHUNK = 100
 
 
 def read_cache(cache: Path) -> dict[str, float]:
@@ -48,12 +48,29 @@ def cached_positive(classifier, frame: pd.DataFrame, cache: Path, log: bool = Tr
     return np.array([known[key] for key in ids], dtype=np.float32)
 
 
+def balanced_order(frame: pd.DataFrame, cache: Path, limit: int | None, seed: int = 0) -> pd.DataFrame:
+    """``frame`` shuffled so that labels stay balanced among the cached reviews at every point,
+    cut where ``limit`` reviews (cached ones included) are reached: a stopped run leaves a
+    usable, nearly balanced part."""
+    known = read_cache(cache)
+    shuffled = frame.sample(frac=1.0, random_state=seed)
+    cached = shuffled["id"].isin(set(known))
+    todo = shuffled[~cached]
+    done = todo["label"].map(shuffled[cached]["label"].value_counts()).fillna(0)
+    rank = todo.groupby("label").cumcount() + done
+    keep = todo.iloc[np.argsort(rank.to_numpy(), kind="stable")]
+    keep = keep.head(max(0, (limit or len(frame)) - int(cached.sum())))
+    return pd.concat([shuffled[cached], keep])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", required=True)
     parser.add_argument("--data", default="../shared/data/imdb")
     parser.add_argument("--cache", required=True)
     parser.add_argument("--backend", default="auto")
+    parser.add_argument("--validation-max", type=int, default=None,
+                        help="Stop validation at this many reviews (label-balanced), then go on to test.")
     parser.add_argument("--threads", type=int, default=0,
                         help="ONNX Runtime threads, without spin-waiting (0: its default). One thread "
                              "wastes nothing on a crowded machine.")
@@ -72,7 +89,8 @@ def main() -> None:
         classifier.backend.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     print(classifier.info(), flush=True)
     frames = load_splits(args.data, seed=42, validation_size=0.1, require=("train", "validation", "test"))
-    for name, frame in (("validation", frames["validation"]),
+    validation = balanced_order(frames["validation"], Path(args.cache), args.validation_max)
+    for name, frame in (("validation", validation),
                         ("test 2,000", subsample(frames["test"], 2000, 0)),
                         ("test 600", subsample(frames["test"], 600, 0)),
                         ("test", frames["test"])):
