@@ -15,4 +15,6 @@ fi
 args=(--output outputs/quickstart)
 [ -d ../shared/data/imdb ] && args+=(--data ../shared/data/imdb)
 [ -d ../shared/models/all-MiniLM-L6-v2 ] && args+=(--model ../shared/models/all-MiniLM-L6-v2)
+# A model fine-tuned on the full data on a GPU, scored next to this machine's quick run.
+[ -d ../shared/models/minilm-imdb-fast ] && args+=(--ready-model ../shared/models/minilm-imdb-fast)
 exec .venv/bin/imdb-sentiment quickstart "${args[@]}" --overwrite "$@"

@@ -19,6 +19,17 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("IMDB_SENTIMENT_RUNS_DIR", "none")
 
 
+PRECISION_TOLERANCE = {"fp32": 1e-5, "bf16": 2e-2}
+"""How far two runs of the same model at one precision may differ (batching changes the rounding)."""
+
+
+@pytest.fixture(params=sorted(PRECISION_TOLERANCE))
+def precision(request: pytest.FixtureRequest) -> str:
+    """Run a precision-sensitive test under fp32 and bf16: torch does bf16 on any x86 CPU (natively
+    where the CPU has bf16 units, emulated and slower elsewhere), so every machine checks both."""
+    return request.param
+
+
 def _require(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"shared resource missing: {path}")

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import PRECISION_TOLERANCE
 
 from imdb_sentiment.cli import main
 from imdb_sentiment.errors import UserError
@@ -64,30 +65,32 @@ def test_evaluate_writes_metrics_and_predictions(tiny_classifier, data_dir, tmp_
     assert saved["accuracy"] == pytest.approx((predictions["label"] == predictions["predicted"]).mean())
 
 
-def test_scores_are_the_models_positive_probability(tiny_classifier, data_dir, review_frame):
-    metrics_dir = data_dir.parent / "eval"
-    evaluate_model(tiny_classifier, data_dir, metrics_dir, max_length=32, truncation="head")
+def test_scores_are_the_models_positive_probability(tiny_classifier, data_dir, review_frame, precision):
+    metrics_dir = data_dir.parent / f"eval-{precision}"
+    metrics = evaluate_model(tiny_classifier, data_dir, metrics_dir, max_length=32, truncation="head",
+                             precision=precision, device="cpu")
+    assert metrics["dtype"] == precision
     predictions = pd.read_parquet(metrics_dir / "predictions.parquet")
-    classifier = SentimentClassifier.load(tiny_classifier, device="cpu", precision="fp32", max_length=32,
+    classifier = SentimentClassifier.load(tiny_classifier, device="cpu", precision=precision, max_length=32,
                                           truncation="head")
     by_id = dict(zip(review_frame.assign(id=[f"r{i}" for i in range(60)])["id"], review_frame["text"],
                      strict=True))
     expected = classifier.predict_proba([by_id[i] for i in predictions["id"]])[:, 1]
-    np.testing.assert_allclose(predictions["score"], expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(predictions["score"], expected, atol=PRECISION_TOLERANCE[precision])
 
 
-def test_label_order_comes_from_the_model_config(tmp_path, review_frame):
+def test_label_order_comes_from_the_model_config(tmp_path, review_frame, precision):
     """Two models with identical weights, output labels swapped: positive scores must mirror."""
     from conftest import build_tiny_model
 
     normal = build_tiny_model(tmp_path / "normal", seed=3)
     swapped = build_tiny_model(tmp_path / "swapped", seed=3, id2label={0: "POSITIVE", 1: "NEGATIVE"})
     data = {"test": review_frame.assign(id=[str(i) for i in range(60)])}
-    evaluate_model(normal, data, tmp_path / "a", max_length=32, precision="fp32")
-    evaluate_model(swapped, data, tmp_path / "b", max_length=32, precision="fp32")
+    evaluate_model(normal, data, tmp_path / "a", max_length=32, precision=precision, device="cpu")
+    evaluate_model(swapped, data, tmp_path / "b", max_length=32, precision=precision, device="cpu")
     a = pd.read_parquet(tmp_path / "a" / "predictions.parquet")
     b = pd.read_parquet(tmp_path / "b" / "predictions.parquet")
-    np.testing.assert_allclose(a["score"], 1 - b["score"], atol=1e-5)
+    np.testing.assert_allclose(a["score"], 1 - b["score"], atol=PRECISION_TOLERANCE[precision])
 
 
 def test_truncation_defaults_come_from_the_training_run(tiny_classifier, tmp_path, review_frame):

@@ -25,7 +25,7 @@ def test_cpu_runs_a_subset_and_gpu_the_full_data(tmp_path):
     gpu = _plan(tmp_path, "cuda")
     assert (gpu.max_train_samples, gpu.max_test_samples, gpu.max_length) == (None, None, 512)
     assert "all train reviews" in gpu.describe()
-    assert cpu.runs_dir == tmp_path / "out" / "runs"
+    assert cpu.runs_dir == tmp_path / "out" / "runs"  # --runs-dir none: kept with the output
 
 
 def test_explicit_sizes_win_and_zero_means_all(tmp_path):
@@ -69,31 +69,77 @@ def small_data(tmp_path, shared_data) -> Path:
     return folder
 
 
+@pytest.fixture
+def ready_model(tiny_classifier, tmp_path) -> Path:
+    """A classifier "fine-tuned elsewhere": the tiny one with the metrics file ``train`` writes."""
+    import shutil
+
+    folder = tmp_path / "ready"
+    shutil.copytree(tiny_classifier, folder)
+    (folder / "metrics.json").write_text(json.dumps({"n_train": 22505, "device": "cuda:0"}))
+    return folder
+
+
 @pytest.mark.slow
-def test_quickstart_end_to_end_with_tiny_models(small_data, tiny_encoder, tiny_classifier, tmp_path, capsys):
-    out = tmp_path / "quick"
+def test_quickstart_end_to_end_with_tiny_models(small_data, tiny_encoder, tiny_classifier, ready_model,
+                                                tmp_path, capsys):
+    out, runs = tmp_path / "quick", tmp_path / "runs"
     code = main(["quickstart", "--data", str(small_data), "--model", str(tiny_encoder),
-                 "--pretrained", str(tiny_classifier), "--output", str(out), "--max-train-samples", "40",
+                 "--pretrained", str(tiny_classifier), "--ready-model", str(ready_model),
+                 "--output", str(out), "--runs-dir", str(runs), "--max-train-samples", "40",
                  "--max-eval-samples", "20", "--max-test-samples", "30", "--max-length", "32"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "40 train reviews, 20 validation reviews, max_length 32" in captured.err
     assert "report ->" in captured.out
 
-    records = tracking.list_runs(out / "runs")
-    assert [r.stage for r in records] == ["baseline", "pretrained", "train"]
+    records = tracking.list_runs(runs)
+    assert [r.stage for r in records] == ["baseline", "pretrained", "train", "ready"]
     entries = [r.metric("test_n_test", "n_test") for r in records]
-    assert entries == [30, 30, 30]  # every stage scored on the same test reviews
+    assert entries == [30, 30, 30, 30]  # every stage scored on the same test reviews
     ids = {tuple(pd.read_parquet(r.artifact("predictions.parquet"))["id"].sort_values()) for r in records}
     assert len(ids) == 1
     assert all(r.tags["quickstart"] == records[0].tags["quickstart"] for r in records)
+    # The baseline and the fine-tuned model learn from the same 40 reviews; the ready model from its own.
+    assert [r.metric("n_train") for r in records] == [40, None, 40, 22505]
+
+    # One duration per stage: the one printed is the one recorded.
+    for record, name in zip(records, ["baseline", "pretrained", "fine-tune", "ready model"], strict=True):
+        assert f"{name}: " in captured.err
+        line = next(x for x in captured.err.splitlines() if x.startswith(f"{name}: "))
+        assert line.endswith(f"(stage {record.duration:.1f} s)")
 
     report = (out / "report" / "report.md").read_text()
-    for title in ("Baseline (bag of words)", "Pretrained classifier", "Fine-tuned"):
+    for title in ("Baseline (bag of words)", "Pretrained classifier", "Fine-tuned", "Ready fine-tuned model"):
         assert title in report
+    assert "train reviews" in report and "With the same 40 labelled reviews" in report
+    assert "fine-tuned beforehand on 22,505 reviews (cuda:0)" in report
     for picture in ("confusion_matrix.png", "roc_curves.png", "accuracy_vs_time.png"):
         assert (out / "report" / picture).is_file()
-    assert (out / "fine-tuned" / "train_config.toml").is_file()
     assert (out / "baseline" / "model" / "model.skops").is_file()
     marker = json.loads((out / "quickstart.json").read_text())
-    assert marker["status"] == "done" and set(marker["seconds"]) == {"baseline", "pretrained", "fine-tune"}
+    assert marker["status"] == "done"
+    assert set(marker["seconds"]) == {"baseline", "pretrained", "fine-tune", "ready model"}
+
+    # `runs` reads the same store the quickstart recorded into.
+    assert main(["runs", "--runs-dir", str(runs)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert [line.split()[3] for line in table[2:]] == ["baseline", "pretrained", "train", "ready"]
+
+    # The saved run file names the real data, so `train --config` repeats the run.
+    run_file = out / "fine-tuned" / "train_config.toml"
+    assert f'data = "{small_data}"' in run_file.read_text()
+    assert "in-memory" not in (out / "fine-tuned" / "README.md").read_text()
+    assert main(["train", "--config", str(run_file), "--output", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    first = json.loads((out / "fine-tuned" / "metrics.json").read_text())
+    assert (again["n_train"], again["n_test"]) == (first["n_train"], first["n_test"])
+    assert again["data"] == str(small_data)
+
+
+def test_the_readme_names_the_report_where_quickstart_writes_it():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    script = (Path(__file__).resolve().parents[1] / "quickstart.sh").read_text(encoding="utf-8")
+    assert "--output outputs/quickstart" in script
+    assert "outputs/quickstart/report/report.html" in readme  # run_quickstart writes OUTPUT/report/
+    assert "outputs/quickstart/report.html" not in readme

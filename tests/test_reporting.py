@@ -56,14 +56,14 @@ def recorded(runs_dir, tmp_path) -> Path:
     """The study's story as recorded runs: baseline → pretrained → fine-tuned → tuning → tuned."""
     log = tracking.log_run
     log(runs_dir, stage="baseline", model="random-forest", duration=30,
-        metrics=_metrics(0.75, [[8, 2], [3, 7]], train_seconds=25.0, reviews_per_second=900.0),
+        metrics=_metrics(0.75, [[8, 2], [3, 7]], train_seconds=25.0, reviews_per_second=900.0, n_train=200),
         artifacts=[_predictions(tmp_path, "baseline", 5)], tags={"split": "test"})
     log(runs_dir, stage="pretrained", model="hub/sst2-classifier", duration=4,
         metrics=_metrics(0.85, [[9, 1], [2, 8]], reviews_per_second=40.0),
         artifacts=[_predictions(tmp_path, "pretrained", 3)], tags={"split": "test"})
     log(runs_dir, stage="train", model="models/encoder", duration=200,
         metrics={"test": _metrics(0.90, [[9, 1], [1, 9]], reviews_per_second=45.0),
-                 "validation": {"accuracy": 0.88}, "train_seconds": 180.0},
+                 "validation": {"accuracy": 0.88}, "train_seconds": 180.0, "n_train": 200},
         artifacts=[_predictions(tmp_path, "train", 2)])
     for accuracy in (0.80, 0.86, 0.83):
         log(runs_dir, stage="tune-trial", model="models/encoder", duration=50,
@@ -89,7 +89,7 @@ def test_the_report_tells_the_story_in_markdown_html_and_plots(recorded, tmp_pat
 
     markdown = (out / "report.md").read_text()
     story = markdown.split("## The story")[1].split("##")[0]
-    assert [line.split("**")[1] for line in story.strip().splitlines()] == [
+    assert [line.split("**")[1] for line in story.strip().splitlines() if line[:1].isdigit()] == [
         "Baseline (bag of words)", "Pretrained classifier", "Fine-tuned", "Tuning trial (best)",
         "Tuned, retrained"]
     assert "accuracy 0.9500 on 20 test reviews" in story
@@ -98,10 +98,12 @@ def test_the_report_tells_the_story_in_markdown_html_and_plots(recorded, tmp_pat
     # one row per finished run, trials only as the study's best, the failed run left out
     assert [row[0] for row in rows] == ["Baseline (bag of words)", "Pretrained classifier", "Fine-tuned",
                                         "Tuning trial (best)", "Tuned, retrained"]
-    assert [row[4] for row in rows] == ["0.7500", "0.8500", "0.9000", "0.8600", "0.9500"]
-    assert rows[3][2] == "validation" and rows[2][2] == "test"
-    assert rows[0][7] == "25.0 s" and rows[2][7] == "3.0 min" and rows[1][7] == "—"
-    assert rows[2][8] == "45.0"
+    assert [row[5] for row in rows] == ["0.7500", "0.8500", "0.9000", "0.8600", "0.9500"]
+    assert [row[2] for row in rows] == ["200", "—", "200", "—", "—"]  # train reviews, where recorded
+    assert "With the same 200 labelled reviews, the fine-tuned model reaches 0.9000" in markdown
+    assert rows[3][3] == "validation" and rows[2][3] == "test"
+    assert rows[0][8] == "25.0 s" and rows[2][8] == "3.0 min" and rows[1][8] == "—"
+    assert rows[2][9] == "45.0"
     assert "models/broken" not in markdown and "broken" not in markdown
     # the confusion matrix is the best test run's (tuned), not the best validation trial's
     assert "9 positive and 10 negative reviews right" in markdown
@@ -160,7 +162,7 @@ def test_report_command_with_a_single_run(runs_dir, tmp_path, capsys):
     assert main(["report", "--runs-dir", str(runs_dir), "--output", str(tmp_path / "r")]) == 0
     assert "report of 1 runs" in capsys.readouterr().out
     markdown = (tmp_path / "r" / "report.md").read_text()
-    assert "| Baseline (bag of words) | `random-forest` | test | 10 | 0.8000 | 0.7900 |" in markdown
+    assert "| Baseline (bag of words) | `random-forest` | — | test | 10 | 0.8000 | 0.7900 |" in markdown
     assert "## ROC curves" not in markdown  # no per-review scores were recorded
 
 

@@ -69,3 +69,12 @@ def test_no_import_cycles() -> None:
     graph = _import_graph()
     graph["imdb_sentiment"] -= {name for name in graph if name.startswith("imdb_sentiment.")}
     assert _cycles(graph) == []
+
+
+def test_pyproject_uses_an_spdx_license_string() -> None:
+    """``license = { text = ... }`` makes every install print setuptools deprecation warnings."""
+    import tomllib
+
+    text = (PACKAGE_DIR.parents[1] / "pyproject.toml").read_text(encoding="utf-8")
+    project = tomllib.loads(text)["project"]
+    assert isinstance(project["license"], str)

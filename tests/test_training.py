@@ -323,3 +323,20 @@ def test_minilm_learns_sentiment_from_a_few_hundred_reviews(shared_model, shared
     assert result.test_metrics["n_test"] == 200
     # Chance is 0.5 on this balanced set; 0.65 is more than 4 standard errors above it.
     assert result.test_metrics["accuracy"] >= 0.65
+
+
+def test_progress_bar_shows_steps_epochs_and_validation(tiny_encoder, splits, capsys):
+    train(str(tiny_encoder), splits, None, TINY.replace(epochs=2), progress=True, evaluate_test=False)
+    err = capsys.readouterr().err
+    assert "fine-tuning" in err and "4/4" in err  # 16 reviews, batch 8, 2 epochs
+    assert "epoch 2.00/2" in err
+    assert err.count("validation accuracy") == 2
+    assert "{'loss'" not in err and "'eval_accuracy'" not in err  # no raw log dicts
+
+
+def test_cli_training_is_quiet_when_stderr_is_not_a_terminal(tiny_encoder, data_dir, tmp_path, capsys):
+    code, captured = run_cli(["train", "--model", tiny_encoder, "--data", data_dir, "--output",
+                              tmp_path / "m", "--max-length", 32, "--batch-size", 8, "--epochs", 1,
+                              "--precision", "fp32", "--no-test"], capsys)
+    assert code == 0, captured.err
+    assert "fine-tuning" not in captured.err and "it/s" not in captured.err

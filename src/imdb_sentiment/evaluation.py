@@ -132,6 +132,7 @@ def evaluate_model(
     overwrite: bool = False,
     trust_remote_code: bool = False,
     progress: bool = False,
+    runs_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Score a sequence-classification model on the test split and return its metrics.
 
@@ -139,13 +140,15 @@ def evaluate_model(
     unset ``max_length``/``truncation``/``head_tokens`` come from the model's
     ``train_config.toml`` when it has one, else 512 (or the model's limit) and head-tail.
     ``model`` may also be a loaded :class:`SentimentClassifier`.
-    With ``output``, writes ``metrics.json`` and ``predictions.parquet`` there atomically.
+    With ``output``, writes ``metrics.json`` and ``predictions.parquet`` there atomically; with
+    ``runs_dir``, records the run there (as every stage does: see ``tracking``).
     A loaded hybrid (:func:`imdb_sentiment.hybrid.load_model`) adds ``transformer_share``.
     """
     from .artifacts import atomic_output_dir, check_output_dir
     from .data import subsample
 
     _check_evaluation_args(truncation, batch_size, max_samples)
+    started = time.perf_counter()
     if output is not None:
         check_output_dir(output, overwrite)  # fail before the slow part
     classifier = model if isinstance(model, _classifier_type()) else _load_classifier(
@@ -168,6 +171,14 @@ def evaluate_model(
     if output is not None:
         with atomic_output_dir(output, overwrite) as folder:
             write_evaluation(folder, metrics, predictions)
+    if runs_dir is not None:
+        from .tracking import log_run
+
+        params = {key: metrics[key] for key in ("data", "max_length", "truncation", "head_tokens",
+                                                "batch_size", "device", "dtype", "cleaning", "max_samples")}
+        log_run(runs_dir, stage="evaluate", model=str(model) if not isinstance(model, _classifier_type())
+                else model.name, params=params, metrics=metrics, duration=time.perf_counter() - started,
+                artifacts=[Path(output)] if output is not None else [])
     return metrics
 
 

@@ -242,7 +242,8 @@ class HybridClassifier(SentimentClassifier):
         self.transformer = transformer
         self.settings = settings
         for attribute in ("backend", "encoder", "tokenizer", "max_length", "truncation", "head_tokens",
-                          "chunk_overlap", "cleaning", "batch_size", "max_batch_tokens", "_order"):
+                          "chunk_overlap", "cleaning", "batch_size", "max_batch_tokens", "_order",
+                          "engine_reason"):
             setattr(self, attribute, getattr(transformer, attribute))
         self.name = name
         self.mode = resolve_mode(settings.mode, transformer.device)

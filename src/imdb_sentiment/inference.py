@@ -295,6 +295,8 @@ class SentimentClassifier:
         self.encoder = encoder
         self.tokenizer = tokenizer
         self.name = name
+        self.engine_reason: str | None = None
+        """Why this back end and precision run the model (set when they were measured)."""
         self._order = label_order(model_config)
         limit = max_model_length(model_config, encoder)
         self.max_length = _check_length(min(DEFAULT_MAX_LENGTH, limit) if max_length is None
@@ -367,11 +369,31 @@ class SentimentClassifier:
                    "max_batch_tokens": max_batch_tokens}
         if (folder / ONNX_META).is_file():  # an export folder has no PyTorch weights
             return cls._load_onnx(folder, device or "cpu", precision, options)
+        if folder.is_dir() and _measures_engine(backend, device, precision):
+            return cls._load_fastest(folder, trust_remote_code, options)
         if folder.is_dir() and _wants_onnx(backend, device, precision):
             return cls._load_cached_onnx(folder, device, precision, trust_remote_code, options)
         if backend == "onnx":
             raise UserError("the onnx backend needs a local model folder or an export folder")
         return cls._load_torch(id_or_path, device, precision, trust_remote_code, options)
+
+    @classmethod
+    def _load_fastest(cls, folder: Path, trust_remote_code: bool, options: dict[str, Any]
+                      ) -> SentimentClassifier:
+        """The engine measured fastest for this model on this CPU (see ``engines``)."""
+        from .engines import choose_cpu_engine
+
+        loaded: dict[str, SentimentClassifier] = {}
+
+        def load(engine: Any) -> SentimentClassifier:
+            load_engine = cls._load_cached_onnx if engine.backend == "onnx" else cls._load_torch
+            loaded[engine.name] = load_engine(folder, "cpu", engine.precision, trust_remote_code, options)
+            return loaded[engine.name]
+
+        choice = choose_cpu_engine(folder, load)
+        classifier = loaded.get(choice.engine.name) or load(choice.engine)
+        classifier.engine_reason = choice.reason
+        return classifier
 
     @classmethod
     def _load_cached_onnx(cls, folder: Path, device: str | None, precision: str, trust_remote_code: bool,
@@ -432,6 +454,7 @@ class SentimentClassifier:
             "cleaning": self.cleaning,
             "batch_size": self.batch_size,
             "max_batch_tokens": self.max_batch_tokens,
+            "engine_reason": self.engine_reason or "as requested (backend and precision options)",
             "version": __version__,
         }
 
@@ -544,20 +567,23 @@ def _check_length(max_length: int, limit: int, encoder: TextEncoder) -> int:
     return max_length
 
 
+def _measures_engine(backend: str, device: str | None, precision: str) -> bool:
+    """``auto`` everything on a CPU: the engine is chosen by measuring (see ``engines``)."""
+    if backend != "auto" or precision != "auto" or device not in (None, "cpu"):
+        return False
+    return device == "cpu" or not _may_have_accelerator()  # GPUs run PyTorch (bf16 where supported)
+
+
 def _wants_onnx(backend: str, device: str | None, precision: str) -> bool:
     """Whether to run a PyTorch model folder through a cached ONNX Runtime export."""
     if backend == "onnx":
         if precision == "bf16":
             raise UserError("ONNX Runtime runs int8 or fp32 here; use --precision int8, fp32 or auto")
         return True
-    if backend != "auto" or precision not in ("auto", "int8"):
+    if backend != "auto" or precision != "int8":
         return False
     if device not in (None, "cpu") or (device is None and _may_have_accelerator()):
-        return False  # GPUs run PyTorch (bf16 where supported)
-    from .modeling import cpu_supports_bf16
-
-    if precision == "auto" and cpu_supports_bf16():
-        return False  # native bf16 matrix units: PyTorch bf16 autocast
+        return False
     try:
         import importlib.util
 

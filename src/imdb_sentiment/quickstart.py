@@ -49,6 +49,8 @@ class QuickstartPlan:
     runs_dir: Path
     device: str
     baseline: str = "random-forest"
+    ready_model: str | None = None
+    """A model already fine-tuned elsewhere (e.g. on a GPU), scored next to the others."""
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     max_test_samples: int | None = None
@@ -64,13 +66,19 @@ class QuickstartPlan:
         return (f"{self.device.upper()} settings: {size(self.max_train_samples, 'train reviews')}, "
                 f"{size(self.max_eval_samples, 'validation reviews')}, max_length {self.max_length}, "
                 f"{self.epochs:g} epoch{'' if self.epochs == 1 else 's'}, "
-                f"{size(self.max_test_samples, 'test reviews')} for every stage")
+                f"{size(self.max_test_samples, 'test reviews')} for every stage; the baseline and the "
+                f"fine-tuned model learn from the same train reviews")
 
 
 def make_plan(*, data: str, model: str, pretrained: str, output: str | Path, runs_dir: str | Path | None,
               device: str | None = None, overrides: dict[str, Any] | None = None,
-              baseline: str = "random-forest", seed: int = 42) -> QuickstartPlan:
-    """Resolve defaults: CPU-sized or full data by device; ``0`` sample sizes mean "all"."""
+              baseline: str = "random-forest", seed: int = 42, ready_model: str | None = None
+              ) -> QuickstartPlan:
+    """Resolve defaults: CPU-sized or full data by device; ``0`` sample sizes mean "all".
+
+    ``runs_dir`` is the run store every command records into (``runs`` by default), so ``runs`` and
+    ``report`` see the quickstart's runs; ``None`` (``--runs-dir none``) keeps them in OUTPUT/runs.
+    """
     if device is None:
         from .modeling import default_device
 
@@ -83,9 +91,11 @@ def make_plan(*, data: str, model: str, pretrained: str, output: str | Path, run
             sizes[key] = None if value == 0 and key.endswith("samples") else value
     chosen, skipped = _pretrained(pretrained)
     out = Path(output).expanduser()
+    if ready_model is not None and not Path(ready_model).expanduser().is_dir():
+        raise UserError(f"--ready-model {ready_model} is not a model folder")
     return QuickstartPlan(data=data, model=model, pretrained=chosen, output=out,
                           runs_dir=Path(runs_dir).expanduser() if runs_dir else out / "runs", device=device,
-                          baseline=baseline, seed=seed, skipped=skipped, **sizes)
+                          baseline=baseline, ready_model=ready_model, seed=seed, skipped=skipped, **sizes)
 
 
 def _pretrained(value: str) -> tuple[str | None, str]:
@@ -132,9 +142,10 @@ def run_quickstart(plan: QuickstartPlan, *, overwrite: bool = False, echo: Echo 
     ensure_writable(plan.runs_dir)
     write_json(marker, {**asdict(plan), "session": session, "status": "running"})
     stages = [("baseline", run_baseline_stage), ("pretrained", run_pretrained_stage),
-              ("fine-tune", run_finetune_stage)]
+              ("fine-tune", run_finetune_stage), ("ready model", run_ready_stage)]
+    wanted = {"pretrained": plan.pretrained is not None, "ready model": plan.ready_model is not None}
     timings = {name: _stage(echo, name, lambda run=run: run(plan, frames, session))
-               for name, run in stages if name != "pretrained" or plan.pretrained}
+               for name, run in stages if wanted.get(name, True)}
     report = plan.output / "report"
     note = f"Quickstart on `{plan.data}`: {plan.describe()}." + (f" {plan.skipped}." if plan.skipped else "")
     write_report(plan.runs_dir, report, overwrite=True, only={"quickstart": session}, notes=[note])
@@ -149,28 +160,30 @@ def _quiet_progress_bars() -> None:
     transformers_logging.disable_progress_bar()
 
 
-def _stage(echo: Echo, name: str, action: Callable[[], str]) -> float:
-    started = time.perf_counter()
+def _stage(echo: Echo, name: str, action: Callable[[], tuple[str, float]]) -> float:
+    """Run one stage; print its summary and the one duration that is also recorded for it."""
     echo(f"{name} ...")
-    summary = action()
-    seconds = time.perf_counter() - started
-    echo(f"{name}: {summary} ({seconds:.0f} s)")
-    return round(seconds, 1)
+    summary, seconds = action()
+    echo(f"{name}: {summary} (stage {seconds:.1f} s)")
+    return seconds
 
 
 def _load(plan: QuickstartPlan, echo: Echo) -> dict[str, pd.DataFrame]:
-    """Train (full, for the baseline), validation and the one test subset every stage is scored on."""
+    """The train reviews every trained stage learns from and the test reviews every stage is scored on:
+    the same seeded subsets that ``train`` draws from the same source, so the stages compare fairly."""
     from .data import load_splits, subsample
 
     frames = load_splits(plan.data, seed=plan.seed)
+    frames["train"] = subsample(frames["train"], plan.max_train_samples, plan.seed)
     frames["test"] = subsample(frames["test"], plan.max_test_samples, plan.seed)
     echo(f"data: {len(frames['train']):,} train, {len(frames['validation']):,} validation, "
          f"{len(frames['test']):,} test reviews from {plan.data}")
     return frames
 
 
-def run_baseline_stage(plan: QuickstartPlan, frames: dict[str, pd.DataFrame], session: str) -> str:
-    """Fit the bag-of-words baseline on all of train; score the test reviews; save and record it."""
+def run_baseline_stage(plan: QuickstartPlan, frames: dict[str, pd.DataFrame], session: str
+                       ) -> tuple[str, float]:
+    """Fit the bag-of-words baseline on the train reviews; score the test reviews; save and record it."""
     from .artifacts import atomic_output_dir, write_json
     from .baselines import fit_baseline, save_baseline
 
@@ -184,9 +197,10 @@ def run_baseline_stage(plan: QuickstartPlan, frames: dict[str, pd.DataFrame], se
         save_baseline(model, tmp / "model", plan.baseline)
         write_json(tmp / "metrics.json", metrics)
         predictions.to_parquet(tmp / "predictions.parquet", index=False)
-    _record(plan, session, "baseline", plan.baseline, metrics, time.perf_counter() - started,
-            [folder / "predictions.parquet", folder / "model"], {"data": plan.data, "seed": plan.seed})
-    return _summary(metrics)
+    seconds = _record(plan, session, "baseline", plan.baseline, metrics, started,
+                      [folder / "predictions.parquet", folder / "model"],
+                      {"data": plan.data, "seed": plan.seed, "n_train": len(frames["train"])})
+    return _summary(metrics) + f"; training {train_seconds:.1f} s", seconds
 
 
 def _score_baseline(model: Any, test: pd.DataFrame) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -206,7 +220,8 @@ def _score_baseline(model: Any, test: pd.DataFrame) -> tuple[dict[str, Any], pd.
     return metrics, predictions
 
 
-def run_pretrained_stage(plan: QuickstartPlan, frames: dict[str, pd.DataFrame], session: str) -> str:
+def run_pretrained_stage(plan: QuickstartPlan, frames: dict[str, pd.DataFrame], session: str
+                         ) -> tuple[str, float]:
     """Score a ready-made sentiment classifier, as it comes, on the test reviews."""
     from .evaluation import evaluate_model
 
@@ -215,13 +230,18 @@ def run_pretrained_stage(plan: QuickstartPlan, frames: dict[str, pd.DataFrame], 
     metrics = evaluate_model(plan.pretrained, {"test": frames["test"]}, folder, max_length=plan.max_length,
                              seed=plan.seed, overwrite=True)
     params = {k: metrics.get(k) for k in ("max_length", "truncation", "batch_size", "device", "dtype")}
-    _record(plan, session, "pretrained", str(plan.pretrained), metrics, time.perf_counter() - started,
-            [folder / "predictions.parquet"], params)
-    return _summary(metrics)
+    seconds = _record(plan, session, "pretrained", str(plan.pretrained), metrics, started,
+                      [folder / "predictions.parquet"], params)
+    return _summary(metrics), seconds
 
 
-def run_finetune_stage(plan: QuickstartPlan, frames: dict[str, pd.DataFrame], session: str) -> str:
-    """Fine-tune the encoder on the training subset; the best epoch is scored on the test reviews."""
+def run_finetune_stage(plan: QuickstartPlan, frames: dict[str, pd.DataFrame], session: str
+                       ) -> tuple[str, float]:
+    """Fine-tune the encoder on the train reviews; the best epoch is scored on the test reviews.
+
+    ``train`` reads the data source itself (and draws the same subsets as ``_load``), so the saved
+    ``train_config.toml`` names the real data and ``train --config`` repeats the run.
+    """
     from .config import preset
     from .training import train
 
@@ -230,21 +250,53 @@ def run_finetune_stage(plan: QuickstartPlan, frames: dict[str, pd.DataFrame], se
                                     max_train_samples=plan.max_train_samples,
                                     max_eval_samples=plan.max_eval_samples)
     folder = plan.output / "fine-tuned"
-    result = train(plan.model, frames, folder, config, overwrite=True, progress=False)
+    result = train(plan.model, plan.data, folder, config, overwrite=True, progress=_terminal(),
+                   max_test_samples=plan.max_test_samples)
     metrics = {**(result.test_metrics or {}), "validation": result.validation_metrics,
-               "train_seconds": result.train_seconds}
-    _record(plan, session, "train", plan.model, metrics, time.perf_counter() - started,
-            [folder / "predictions.parquet", folder], config.to_dict(), history=result.history)
-    return _summary(metrics) + f", trained in {result.train_seconds:.0f} s"
+               "train_seconds": result.train_seconds, "n_train": result.extra.get("n_train")}
+    seconds = _record(plan, session, "train", plan.model, metrics, started,
+                      [folder / "predictions.parquet", folder], config.to_dict(), history=result.history)
+    return _summary(metrics) + f"; training {result.train_seconds:.1f} s", seconds
+
+
+def run_ready_stage(plan: QuickstartPlan, frames: dict[str, pd.DataFrame], session: str) -> tuple[str, float]:
+    """Score a model fine-tuned elsewhere (e.g. the full-data GPU run) on the same test reviews, at the
+    length it was trained with: what the full pipeline reaches, next to this machine's quick run."""
+    from .artifacts import read_json
+    from .evaluation import evaluate_model
+
+    started = time.perf_counter()
+    folder = plan.output / "ready-model"
+    ready = str(plan.ready_model)
+    metrics = evaluate_model(ready, {"test": frames["test"]}, folder, seed=plan.seed, overwrite=True,
+                             progress=_terminal())
+    trained = Path(ready).expanduser() / "metrics.json"
+    origin = read_json(trained) if trained.is_file() else {}
+    metrics["n_train"] = origin.get("n_train")
+    params = {k: metrics.get(k) for k in ("max_length", "truncation", "batch_size", "device", "dtype")}
+    params.update(trained_on=origin.get("device"), trained_with=origin.get("model"))
+    seconds = _record(plan, session, "ready", ready, metrics, started, [folder / "predictions.parquet"],
+                      params)
+    where = f" (trained on {origin['device']})" if origin.get("device") else ""
+    return _summary(metrics) + where, seconds
+
+
+def _terminal() -> bool:
+    import sys
+
+    return sys.stderr.isatty()
 
 
 def _record(plan: QuickstartPlan, session: str, stage: str, model: str, metrics: dict[str, Any],
-            duration: float, artifacts: list[Path], params: dict[str, Any], history: Any = ()) -> None:
+            started: float, artifacts: list[Path], params: dict[str, Any], history: Any = ()) -> float:
+    """Record the stage with its duration from ``started`` to now; return that duration."""
     from .tracking import log_run
 
+    duration = round(time.perf_counter() - started, 1)
     log_run(plan.runs_dir, stage=stage, model=model, params=params, metrics=metrics, duration=duration,
             artifacts=[p for p in artifacts if p.exists()], history=list(history or ()),
             tags={"quickstart": session, "split": "test", "data": plan.data})
+    return duration
 
 
 def _summary(metrics: dict[str, Any]) -> str:

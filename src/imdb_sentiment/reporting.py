@@ -32,7 +32,8 @@ from .tracking import RunRecord
 if TYPE_CHECKING:
     import optuna
 
-STAGE_ORDER = ("baseline", "pretrained", "evaluate", "train", "fine-tuned", "tune-trial", "tuned", "hybrid")
+STAGE_ORDER = ("baseline", "pretrained", "evaluate", "train", "fine-tuned", "tune-trial", "tuned", "ready",
+               "hybrid")
 STAGE_TITLES = {
     "baseline": "Baseline (bag of words)",
     "pretrained": "Pretrained classifier",
@@ -41,6 +42,7 @@ STAGE_TITLES = {
     "fine-tuned": "Fine-tuned",
     "tune-trial": "Tuning trial (best)",
     "tuned": "Tuned, retrained",
+    "ready": "Ready fine-tuned model",
     "hybrid": "Hybrid (screen + transformer)",
 }
 MAX_ROC_CURVES = 8
@@ -61,6 +63,8 @@ class Entry:
     roc_auc: float | None
     reviews: int | None
     train_seconds: float | None
+    train_reviews: int | None
+    """How many labelled reviews the model learned from (None: not trained here, or not recorded)."""
     reviews_per_second: float | None
     confusion: list[list[int]] | None
     note: str = ""
@@ -94,11 +98,15 @@ def summarize_run(record: RunRecord) -> Entry:
         train_seconds = record.duration
     return Entry(
         record=record, split=split, accuracy=accuracy, f1=record.metric(*names("f1")),
-        roc_auc=record.metric(*names("roc_auc")), reviews=int(reviews) if reviews is not None else None,
-        train_seconds=train_seconds,
+        roc_auc=record.metric(*names("roc_auc")), reviews=_count(reviews),
+        train_seconds=train_seconds, train_reviews=_count(record.metric("n_train")),
         reviews_per_second=record.metric(*names("reviews_per_second", "eval_reviews_per_second")),
         confusion=_confusion(record, prefix),
     )
+
+
+def _count(value: float | None) -> int | None:
+    return int(value) if value is not None else None
 
 
 def _headline_accuracy(record: RunRecord) -> tuple[str, str, float | None]:
@@ -319,18 +327,50 @@ def _story_section(document: Document, entries: Sequence[Entry]) -> None:
         if best is not None:
             steps.append(f"**{STAGE_TITLES[stage]}** — `{_short(best.model)}`: accuracy "
                          f"{_num(best.accuracy)} on {best.reviews or '?'} {best.split} reviews"
-                         + (f", trained in {_seconds(best.train_seconds)}" if best.train_seconds else ""))
+                         + _training_phrase(best))
     if steps:
         document.heading("The story")
         document.items(steps, ordered=True)
+        comparison = _same_data_comparison(entries)
+        if comparison:
+            document.para(comparison)
+
+
+def _training_phrase(entry: Entry) -> str:
+    """How the model was trained, as far as the run says: how many reviews, how long, where."""
+    if entry.stage == "ready":
+        where = entry.record.params.get("trained_on")
+        trained = f"{entry.train_reviews:,} reviews" if entry.train_reviews else "its own data"
+        return f", fine-tuned beforehand on {trained}" + (f" ({where})" if where else "")
+    if entry.stage in ("pretrained", "evaluate"):
+        return ", not trained here"
+    parts = [f"{entry.train_reviews:,} train reviews"] if entry.train_reviews else []
+    if entry.train_seconds:
+        parts.append(f"{_seconds(entry.train_seconds)} of training")
+    return f", from {' and '.join(parts)}" if parts else ""
+
+
+def _same_data_comparison(entries: Sequence[Entry]) -> str:
+    """With the same labelled reviews, which approach wins: the data-efficiency story."""
+    baseline = best_entry([e for e in entries if e.stage == "baseline"])
+    tuned = best_entry([e for e in entries if e.stage in ("train", "fine-tuned")])
+    if baseline is None or tuned is None or not baseline.train_reviews:
+        return ""
+    if baseline.train_reviews != tuned.train_reviews or baseline.split != tuned.split:
+        return ""
+    winner, loser = sorted([baseline, tuned], key=lambda e: -(e.accuracy or 0.0))
+    return (f"With the same {baseline.train_reviews:,} labelled reviews, the "
+            f"{STAGE_TITLES[winner.stage].lower()} model reaches {_num(winner.accuracy)} and the "
+            f"{STAGE_TITLES[loser.stage].lower()} one {_num(loser.accuracy)} on the same "
+            f"{winner.reviews or '?'} {winner.split} reviews.")
 
 
 def _leaderboard_section(document: Document, entries: Sequence[Entry]) -> None:
     document.heading("Leaderboard")
-    headers = ["stage", "model", "split", "reviews", "accuracy", "F1", "ROC AUC", "train time",
-               "eval reviews/s", "hardware", "run"]
-    rows = [[STAGE_TITLES.get(e.stage, e.stage), f"`{_short(e.model)}`", e.split, _int(e.reviews),
-             _num(e.accuracy), _num(e.f1), _num(e.roc_auc), _seconds(e.train_seconds),
+    headers = ["stage", "model", "train reviews", "split", "reviews", "accuracy", "F1", "ROC AUC",
+               "train time", "eval reviews/s", "hardware", "run"]
+    rows = [[STAGE_TITLES.get(e.stage, e.stage), f"`{_short(e.model)}`", _int(e.train_reviews), e.split,
+             _int(e.reviews), _num(e.accuracy), _num(e.f1), _num(e.roc_auc), _seconds(e.train_seconds),
              _num(e.reviews_per_second, 1), e.record.tags.get("hardware", ""), e.record.run_id[:8]]
             for e in entries]
     document.table(headers, rows)

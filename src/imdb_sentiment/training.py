@@ -82,13 +82,15 @@ def train(
     label_column: str = "label",
     preset: str | None = None,
     trust_remote_code: bool = False,
+    runs_dir: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
     """Fine-tune ``model`` on ``data`` and, with ``output``, save a model ``pipeline`` can load.
 
     Keeps the epoch with the best validation accuracy, then scores it once on the test split
     (``max_test_samples``: a seeded, stratified subset). ``output=None`` trains in a temporary
     folder and saves nothing (hyper-parameter search). ``callbacks`` go to the ``Trainer``;
-    per-epoch validation accuracy reaches them as ``metrics["eval_accuracy"]``.
+    per-epoch validation accuracy reaches them as ``metrics["eval_accuracy"]``. With ``runs_dir``
+    the run is recorded there (see ``tracking``).
     """
     config.validate()
     if push_to_hub and output is None:
@@ -109,9 +111,22 @@ def train(
         if output is not None:
             result.output_dir = _save(output, overwrite, trainer, result, run, predictions)
             shutil.rmtree(work, ignore_errors=True)  # checkpoints are no longer needed
+    if runs_dir is not None:
+        _record_run(runs_dir, result, run)
     if push_to_hub and result.output_dir is not None:
         push_model(result.output_dir, push_to_hub)
     return result
+
+
+def _record_run(runs_dir: str | os.PathLike[str], result: TrainResult, run: dict[str, Any]) -> None:
+    from .tracking import log_run
+
+    metrics = {key: value for key, value in metrics_document(result).items()
+               if key not in ("history", "config")}
+    params = {**{key: value for key, value in run.items() if key != "model"}, **result.config.to_dict()}
+    artifacts = [result.output_dir] if result.output_dir is not None else []
+    log_run(runs_dir, stage="train", model=run["model"], params=params, metrics=metrics,
+            duration=result.train_seconds, artifacts=artifacts, history=result.history)
 
 
 def metrics_document(result: TrainResult) -> dict[str, Any]:
@@ -229,7 +244,8 @@ def _fit(model_id: str, frames: dict[str, pd.DataFrame], config: TrainConfig, wo
     device = default_device()
     args = training_arguments(config, work, device=device, progress=progress,
                               keep_optimizer=resumable)
-    trainer = _trainer(model, tokenizer, args, train_set, validation_set, callbacks)
+    trainer = _trainer(model, tokenizer, args, train_set, validation_set,
+                       [*(callbacks or []), *([training_progress()] if progress else [])])
     started = time.perf_counter()
     with out_of_memory_hint(config.batch_size), _library_progress_bars(progress):
         trainer.train(resume_from_checkpoint=checkpoint)
@@ -321,7 +337,9 @@ def training_arguments(config: TrainConfig, work: Path, *, device: str, progress
         save_total_limit=1, save_only_model=not keep_optimizer,
         dataloader_num_workers=workers, dataloader_pin_memory=cuda,
         dataloader_persistent_workers=workers > 0, torch_compile=config.torch_compile,
-        report_to="none", disable_tqdm=not progress, use_cpu=device == "cpu",
+        # Trainer's own bars are replaced by one run-wide bar (TrainingProgress); without them the
+        # Trainer prints log dicts, which _trainer removes.
+        report_to="none", disable_tqdm=True, use_cpu=device == "cpu",
     )
     accepted = inspect.signature(TrainingArguments).parameters
     if config.group_by_length:  # the option's name changed within transformers 5.x
@@ -355,9 +373,42 @@ def _trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, args: T
     trainer = Trainer(model=model, args=args, train_dataset=train_set, eval_dataset=validation_set,
                       data_collator=collator, processing_class=tokenizer, compute_metrics=_accuracy,
                       callbacks=list(callbacks or []))
-    if args.disable_tqdm:  # quiet run: without bars Trainer would print every log line instead
-        trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(PrinterCallback)  # it would print every log dict
     return trainer
+
+
+def training_progress() -> Any:
+    """A ``TrainerCallback`` drawing one bar on stderr for the whole run: steps, epoch, loss, ETA,
+    and a line per epoch with the validation accuracy."""
+    from tqdm.auto import tqdm
+    from transformers import TrainerCallback
+
+    class TrainingProgress(TrainerCallback):
+        bar: Any = None
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="fine-tuning",
+                            unit="step", file=sys.stderr, dynamic_ncols=True)
+            self.epochs = args.num_train_epochs
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self.bar is not None:
+                self.bar.update(state.global_step - self.bar.n)
+                self.bar.set_postfix_str(f"epoch {state.epoch or 0:.2f}/{self.epochs:g}", refresh=False)
+
+        def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Any = None,
+                        **kwargs: Any) -> None:
+            accuracy = (metrics or {}).get("eval_accuracy")
+            if self.bar is not None and accuracy is not None:
+                self.bar.write(f"epoch {state.epoch or 0:.2f}: validation accuracy {accuracy:.4f}",
+                               file=sys.stderr)
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+
+    return TrainingProgress()
 
 
 @contextlib.contextmanager

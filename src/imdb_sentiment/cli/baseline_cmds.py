@@ -41,7 +41,8 @@ def baseline(
     typer.echo(
         f"{model}: test accuracy {metrics['accuracy']:.4f}, f1 {metrics['f1']:.4f}"
         + (f", validation accuracy {validation:.4f}" if validation is not None else "")
-        + f" ({metrics['n_test']:,} test reviews, {metrics['seconds']:.0f} s); saved to {output}"
+        + f" ({metrics['n_test']:,} test reviews; training {metrics['train_seconds']:.1f} s, "
+          f"{metrics['seconds']:.1f} s in all); saved to {output}"
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import typer
@@ -51,13 +50,14 @@ def evaluate(
     threshold: float | None = HYBRID_THRESHOLD,
 ) -> None:
     """Score a sentiment classifier on the test split: metrics.json and predictions.parquet."""
+    from ..artifacts import check_output_dir
     from ..evaluation import evaluate_model
     from ..hybrid import is_hybrid, load_model
 
     quiet_model_loading()
-    started = time.perf_counter()
     classifier = model
     if is_hybrid(model) or mode is not None or threshold is not None:  # loaded here: a plain model is refused
+        check_output_dir(output, overwrite)  # before the slow load
         classifier = load_model(model, mode=mode, threshold=threshold, max_length=max_length,
                                 truncation=truncation, head_tokens=head_tokens, batch_size=batch_size,
                                 precision=precision, trust_remote_code=trust_remote_code)
@@ -65,19 +65,12 @@ def evaluate(
         classifier, data, output, max_samples=max_samples, max_length=max_length, truncation=truncation,
         head_tokens=head_tokens, batch_size=batch_size, cleaning=cleaning, text_column=text_column,
         label_column=label_column, seed=seed, precision=precision, overwrite=overwrite,
-        trust_remote_code=trust_remote_code, progress=True,
+        trust_remote_code=trust_remote_code, progress=True, runs_dir=runs_dir,
     )
     typer.echo(f"accuracy {metrics['accuracy']:.4f}  f1 {metrics['f1']:.4f}  on {metrics['n_test']} reviews "
                f"({metrics['reviews_per_second']} reviews/s)"
                + (f"  transformer share {metrics['transformer_share']:.1%}" if "transformer_share" in metrics
                   else "") + f"  -> {output}")
-    if runs_dir is not None:
-        from ..tracking import log_run
-
-        params = {key: metrics[key] for key in ("data", "max_length", "truncation", "head_tokens",
-                                                "batch_size", "device", "dtype", "cleaning", "max_samples")}
-        log_run(runs_dir, stage="evaluate", model=model, params=params, metrics=metrics,
-                duration=time.perf_counter() - started, artifacts=[output])
 
 
 def register(app: typer.Typer) -> None:

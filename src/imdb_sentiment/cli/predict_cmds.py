@@ -31,6 +31,9 @@ from .options import (
     load_classifier,
 )
 
+if TYPE_CHECKING:
+    from ..inference import SentimentClassifier
+
 
 def predict(
     texts: list[str] | None = typer.Argument(
@@ -57,6 +60,10 @@ def predict(
         None, "--progress/--no-progress",
         help="Progress bar on stderr (default: when stderr is a terminal)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --output file."),
+    explain_engine: bool = typer.Option(
+        False, "--explain-engine",
+        help="Say on stderr which back end and precision run the model and why (on CPUs the fastest is "
+             "measured once per model and machine, then cached). Without reviews, only that."),
     trust_remote_code: bool = TRUST_REMOTE_CODE,
     mode: str | None = HYBRID_MODE,
     threshold: float | None = HYBRID_THRESHOLD,
@@ -75,20 +82,23 @@ def predict(
         if not input_path.is_file():
             raise UserError(f"input file not found: {input_path}")
         check_output_file(output_path, input_path, overwrite)  # fail before loading the model
-    else:
+    elif not (explain_engine and not texts):
         texts = texts or _stdin_reviews()
     classifier = load_classifier(model, device=device, precision=precision, backend=backend,
                                  max_length=max_length, truncation=truncation, head_tokens=head_tokens,
                                  chunk_overlap=chunk_overlap, batch_size=batch_size,
                                  trust_remote_code=trust_remote_code, mode=mode, threshold=threshold)
+    if explain_engine:
+        info = classifier.info()
+        typer.echo(f"engine: {info['backend']} {info['precision']} on {info['device']}: "
+                   f"{info['engine_reason']}", err=True)
+        if not texts and input_path is None:
+            return
     if input_path is not None and output_path is not None:
         _predict_file(classifier, input_path, output_path, text_column, overwrite,
                       sys.stderr.isatty() if progress is None else progress)
     else:
         _predict_texts(classifier, texts, as_json)
-
-if TYPE_CHECKING:
-    from ..inference import SentimentClassifier
 
 
 def _stdin_reviews() -> list[str]:

@@ -29,7 +29,13 @@ def quickstart(
         help="Folder for baseline/, pretrained/, fine-tuned/, runs/ and report/; refused if it holds "
              "anything else than an earlier quickstart (whose subfolders are replaced)."),
     runs_dir: Path | None = typer.Option(
-        None, *RUNS_DIR.param_decls, help="Run store to record into (default: OUTPUT/runs)."),
+        RUNS_DIR.default, *RUNS_DIR.param_decls, envvar=RUNS_DIR.envvar,
+        help="Run store to record into, the same as every command's (so `runs` and `report` see the "
+             "quickstart's runs); none: keep them in OUTPUT/runs only."),
+    ready_model: str | None = typer.Option(
+        None, "--ready-model",
+        help="A model fine-tuned elsewhere (e.g. on a GPU with `train --preset fast`, such as "
+             "../shared/models/minilm-imdb-fast), scored on the same test reviews at its own length."),
     baseline: str = typer.Option(
         "random-forest", "--baseline", help="Bag-of-words baseline: random-forest (the reference study's), "
                                             "logreg or nbsvm."),
@@ -52,9 +58,11 @@ def quickstart(
     On a CPU it fine-tunes on a subset so the job takes minutes; on a GPU it uses the full data.
     """
     from ..quickstart import make_plan, run_quickstart
+    from ..tracking import resolve_runs_dir
 
-    plan = make_plan(data=data, model=model, pretrained=pretrained, output=output, runs_dir=runs_dir,
-                     baseline=baseline, seed=seed,
+    plan = make_plan(data=data, model=model, pretrained=pretrained, output=output,
+                     runs_dir=resolve_runs_dir(runs_dir), baseline=baseline, seed=seed,
+                     ready_model=ready_model,
                      overrides=dict(max_train_samples=max_train_samples, max_eval_samples=max_eval_samples,
                                     max_test_samples=max_test_samples, max_length=max_length, epochs=epochs))
     report = run_quickstart(plan, overwrite=overwrite, echo=lambda line: typer.echo(line, err=True))

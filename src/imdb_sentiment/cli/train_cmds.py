@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -102,13 +103,12 @@ def train(
                    "--max-test-samples N scores a subset, --no-test skips it", err=True)
     result = training.train(
         run["model"], run["data"], output, config, overwrite=overwrite, resume=resume,
-        evaluate_test=not no_test, max_test_samples=run["max_test_samples"], progress=True,
+        evaluate_test=not no_test, max_test_samples=run["max_test_samples"],
+        progress=sys.stderr.isatty(),
         cleaning=run["cleaning"], text_column=run["text_column"], label_column=run["label_column"],
-        preset=run["preset"], trust_remote_code=trust_remote_code,
+        preset=run["preset"], trust_remote_code=trust_remote_code, runs_dir=runs_dir,
     )
     _print_summary(result)
-    if runs_dir is not None:
-        _log_training(runs_dir, result, run)
     if push_to_hub:
         training.push_model(output, push_to_hub)
         typer.echo(f"pushed to https://huggingface.co/{push_to_hub}")
@@ -151,17 +151,6 @@ def _print_summary(result: TrainResult) -> None:
     resumed = " (after resuming)" if result.extra.get("resumed_from") else ""
     parts.append(f"trained in {result.train_seconds:.0f} s{resumed}")
     typer.echo("  ".join(parts) + f"  -> {result.output_dir}")
-
-
-def _log_training(runs_dir: Path, result: TrainResult, run: dict[str, Any]) -> None:
-    from ..tracking import log_run
-    from ..training import metrics_document
-
-    metrics = {key: value for key, value in metrics_document(result).items()
-               if key not in ("history", "config")}
-    params = {**{key: value for key, value in run.items() if key != "model"}, **result.config.to_dict()}
-    log_run(runs_dir, stage="train", model=run["model"], params=params, metrics=metrics,
-            duration=result.train_seconds, artifacts=[result.output_dir], history=result.history)
 
 
 def register(app: typer.Typer) -> None:

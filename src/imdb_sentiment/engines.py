@@ -1,0 +1,179 @@
+"""Which CPU engine runs a model fastest on this machine: measured once, cached, explained.
+
+CPU flags alone pick wrongly: on a Zen 4 core with AVX512-BF16, ONNX Runtime int8 beats PyTorch
+bf16 autocast, while on AMX cores bf16 may win. So the candidates this CPU can run are timed on a
+short probe (a few seconds, the real prediction path, tokenization included), and the winner is
+kept in ``$IMDB_SENTIMENT_CACHE/engines``, keyed by CPU model, flags, library versions and the
+model's files, so later runs start at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+
+ENGINE_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8",
+                "amx_bf16")
+"""The CPU flags that decide which engine is fast; they go into the cache key and the explanation."""
+
+PROBE_WORDS = (400, 240, 150, 90)
+"""Words per probe review: a mix of long and short inputs like IMDB's (mean ~300 tokens, 13 % cut)."""
+PROBE_REPEATS = 3
+
+
+@dataclass(frozen=True)
+class Engine:
+    backend: str
+    """``onnx`` (ONNX Runtime on a cached export) or ``torch``."""
+    precision: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.backend} {self.precision}"
+
+
+@dataclass
+class EngineChoice:
+    engine: Engine
+    reason: str
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Best probe time per candidate engine name (empty when nothing was measured)."""
+    cpu_flags: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EngineChoice:
+        return cls(Engine(**data["engine"]), str(data["reason"]), dict(data.get("seconds", {})),
+                   list(data.get("cpu_flags", [])))
+
+
+def cpu_flags() -> list[str]:
+    """The engine-relevant flags of this CPU (empty where ``/proc/cpuinfo`` is not readable)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="ignore")
+    except OSError:
+        return []
+    present = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            present.update(line.partition(":")[2].split())
+            break
+    return [flag for flag in ENGINE_FLAGS if flag in present]
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="ignore").splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def candidate_engines(flags: list[str] | None = None) -> list[Engine]:
+    """Engines worth timing here: ONNX Runtime int8 (when installed) and, on CPUs with bf16 units,
+    PyTorch bf16; PyTorch fp32 only when neither is available (it was the slowest everywhere)."""
+    flags = cpu_flags() if flags is None else flags
+    engines = []
+    if all(importlib.util.find_spec(name) for name in ("onnxruntime", "onnx")):
+        engines.append(Engine("onnx", "int8"))
+    if {"avx512_bf16", "amx_bf16"} & set(flags):
+        engines.append(Engine("torch", "bf16"))
+    return engines or [Engine("torch", "fp32")]
+
+
+def engine_cache_file(folder: Path, flags: list[str]) -> Path:
+    """Where the choice for this model on this kind of CPU is kept."""
+    from .exporters.onnx import cache_root
+
+    parts = [cpu_model(), ",".join(flags), __version__, _version("torch"), _version("onnxruntime"),
+             str(folder.resolve())]
+    for file in sorted(folder.iterdir()):
+        if file.is_file():
+            stat = file.stat()
+            parts.append(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    key = hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:24]
+    return cache_root() / "engines" / f"{key}.json"
+
+
+Loader = Callable[[Engine], Any]
+"""Loads a classifier for one engine (anything with ``predict_proba(texts)``)."""
+
+
+def choose_cpu_engine(folder: Path, load: Loader, *, measure: bool = True) -> EngineChoice:
+    """The fastest candidate engine for the model in ``folder`` on this CPU, from the cache or timed now."""
+    flags = cpu_flags()
+    candidates = candidate_engines(flags)
+    if len(candidates) == 1:
+        only = candidates[0]
+        return EngineChoice(only, f"{only.name} is the only fast engine available on this CPU "
+                                  f"({', '.join(flags) or 'no vector flags read'})", {}, flags)
+    cache_file = engine_cache_file(folder, flags)
+    cached = _read_choice(cache_file)
+    if cached is not None:
+        cached.reason += f" (measured earlier; cached in {cache_file})"
+        return cached
+    if not measure:
+        first = candidates[0]
+        return EngineChoice(first, f"{first.name} by default (not measured)", {}, flags)
+    seconds = {engine.name: probe_seconds(load(engine)) for engine in candidates}
+    best = min(candidates, key=lambda engine: seconds[engine.name])
+    ranked = sorted(seconds.items(), key=lambda item: item[1])
+    timings = ", ".join(f"{name} {value:.3f} s" for name, value in ranked)
+    choice = EngineChoice(best, f"fastest on a probe of {len(PROBE_WORDS)} reviews on this CPU "
+                                f"({', '.join(flags) or 'no vector flags read'}): {timings}", seconds, flags)
+    _write_choice(cache_file, choice)
+    return choice
+
+
+def probe_seconds(classifier: Any) -> float:
+    """Best of a few timed passes over the probe reviews, after one warm-up pass."""
+    texts = [" ".join(["the film was quietly moving and well acted"] * (words // 8)) for words in PROBE_WORDS]
+    classifier.predict_proba(texts)
+    best = float("inf")
+    for _ in range(PROBE_REPEATS):
+        started = time.perf_counter()
+        classifier.predict_proba(texts)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def _read_choice(path: Path) -> EngineChoice | None:
+    if not path.is_file():
+        return None
+    try:
+        return EngineChoice.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # a damaged cache entry is measured again
+
+
+def _write_choice(path: Path, choice: EngineChoice) -> None:
+    from .artifacts import write_json
+
+    try:
+        write_json(path, choice.to_dict())
+    except OSError as error:  # the choice still applies to this run
+        import logging
+
+        logging.getLogger("imdb_sentiment").warning("cannot cache the engine choice in %s: %s", path, error)
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "-"
+
