@@ -80,7 +80,7 @@ def refit_scores(screen: object, frames: dict, cache: Path, folds: int) -> np.nd
     print(f"refitting the screen {folds} times without the validation movies ...", file=sys.stderr)
     positive = group_out_of_fold(screen, frames["train"], validation, "movie", folds)
     cache.mkdir(parents=True, exist_ok=True)
-    np.savez(file, ids=validation["id"].to_numpy(), positive=positive)
+    np.savez(file, ids=validation["id"].to_numpy(dtype=str), positive=positive)
     return positive
 
 
