@@ -180,6 +180,8 @@ def main() -> None:
         print(f"the cache holds {sum(i in known for i in test['id'])} of {len(test)} test reviews: "
               "full-test rows skipped", file=sys.stderr)
     for name, frame in sets.items():
+        if frame.empty:
+            continue
         if transformer is None and not set(frame["id"]) <= set(known):
             transformer = SentimentClassifier.load(args.transformer, device="cpu", backend="auto")
         positive = cached_positive(transformer, frame, cache)
