@@ -198,8 +198,9 @@ def main() -> None:
                     HybridConfig(refit_by="movie", refit_folds=args.refit_folds),
                     {"n_validation": len(validation), "data": args.data,
                      "transformer_scores": "int8 ONNX Runtime (cached)"}, overwrite=True)
-    speed_texts = subsample(test, args.speed_samples, args.seed + 1)["text"].tolist()
-    speeds = speed(args, settings, speed_texts) if args.speed_samples else []
+    speeds = []
+    if args.speed_samples:
+        speeds = speed(args, settings, subsample(test, args.speed_samples, args.seed + 1)["text"].tolist())
 
     print("| split | model | accuracy | transformer share | screen weight | threshold |")
     print("|---|---|---|---|---|---|")

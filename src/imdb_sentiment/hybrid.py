@@ -43,6 +43,9 @@ FORMAT = "imdb-sentiment-hybrid"
 BASELINE_PART = "baseline"
 TRANSFORMER_PART = "transformer"
 THRESHOLDS = np.round(np.arange(0.0, 0.5001, 0.01), 2)
+MARGIN_SE = 1.0
+"""A cascade threshold must beat the transformer alone on validation by this many standard errors
+of their paired accuracy difference, so that a choice made on a few thousand reviews holds."""
 """Cascade thresholds tried on validation: the screen decides where ``|p - 0.5|`` exceeds one."""
 _EPS = 1e-6
 
@@ -169,7 +172,8 @@ def fit_stacker(screen: np.ndarray, transformer: np.ndarray, labels: np.ndarray,
     from sklearn.linear_model import LogisticRegression
 
     features = np.column_stack([logit(screen), logit(transformer)])
-    model = LogisticRegression(C=1.0, random_state=seed).fit(features, labels)
+    # Balanced: the intercept should not learn the validation split's label mix.
+    model = LogisticRegression(C=1.0, class_weight="balanced", random_state=seed).fit(features, labels)
     return Stacker(float(model.coef_[0, 0]), float(model.coef_[0, 1]), float(model.intercept_[0]))
 
 
@@ -192,8 +196,10 @@ def choose(screen: np.ndarray, transformer: np.ndarray, labels: np.ndarray, *, m
     """Fit the stacker, then the most aggressive cascade threshold that keeps validation accuracy.
 
     The threshold is the smallest one at which it and every larger threshold reach the
-    transformer's validation accuracy minus ``max_drop`` points: scanning from "transformer on
-    everything" down, it stops at the first dip, so one lucky threshold cannot pick itself.
+    transformer's validation accuracy minus ``max_drop`` points, with a margin of
+    :data:`MARGIN_SE` standard errors of the paired difference (from the reviews on which the
+    cascade and the transformer disagree). Scanning from "transformer on everything" down, it
+    stops at the first miss, so neither one lucky threshold nor validation noise picks itself.
     """
     labels = np.asarray(labels, dtype=np.int64)
     if set(np.unique(labels)) != {0, 1}:
@@ -208,15 +214,16 @@ def choose(screen: np.ndarray, transformer: np.ndarray, labels: np.ndarray, *, m
     alone = accuracy(transformer)
     blended = accuracy(stacker.combine(screen, transformer))
     fallback = "blend" if blended >= alone else "transformer"
-    target = alone - max_drop / 100
     curve = []
     for threshold in THRESHOLDS:
         positive, decided = combine(screen, transformer, "cascade", float(threshold), fallback, stacker)
+        disagree = float(np.mean((positive > 0.5) != (transformer > 0.5)))
         curve.append({"threshold": float(threshold), "accuracy": accuracy(positive),
-                      "transformer_share": float(np.mean(decided != "screen"))})
-    chosen = curve[-1]
+                      "transformer_share": float(np.mean(decided != "screen")),
+                      "margin": MARGIN_SE * float(np.sqrt(disagree / len(labels)))})
+    chosen = curve[-1]  # the transformer (or the blend) on every review: always allowed
     for point in reversed(curve):
-        if point["accuracy"] < target - 1e-12:
+        if point["accuracy"] < alone - max_drop / 100 + point["margin"] - 1e-12:
             break
         chosen = point
     return Choice(stacker, fallback, chosen["threshold"], curve,
@@ -231,7 +238,8 @@ class HybridClassifier(SentimentClassifier):
     """A screen plus a transformer with the :class:`SentimentClassifier` interface.
 
     ``predict_details`` runs the screen on the whole batch and the transformer only on the
-    reviews it must see; :attr:`last_decided_by` and the running counts say who decided.
+    reviews it must see; ``decided_by`` says who decided each one and the running counts
+    (``reviews``, ``transformer_reviews``) how much went to the transformer.
     """
 
     def __init__(self, screen: Pipeline, transformer: SentimentClassifier, settings: HybridSettings,
