@@ -47,3 +47,15 @@ def test_load_splits_and_baseline_record_the_group_column(tmp_path) -> None:
     run_baseline(tmp_path, "logreg", tmp_path / "out", group_column="movie", validation_size=0.2)
     metrics = read_json(tmp_path / "out" / "metrics.json")
     assert metrics["group_column"] == "movie" and metrics["n_validation"] == len(splits["validation"])
+
+
+def test_train_carves_validation_by_movie_and_records_it() -> None:
+    from imdb_sentiment.config import TrainConfig, to_toml
+    from imdb_sentiment.training import _splits
+
+    config = TrainConfig(group_column="movie", validation_size=0.2)
+    frames = _splits({"train": frame()}, config, cleaning="basic", text_column="text", label_column="label",
+                     evaluate_test=False, max_test_samples=None)
+    assert set(frames["train"]["movie"]).isdisjoint(frames["validation"]["movie"])
+    assert 'group_column = "movie"' in to_toml({}, config)
+    assert "group_column" not in to_toml({}, TrainConfig())  # unset: files stay as they were

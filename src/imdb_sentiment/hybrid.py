@@ -443,9 +443,9 @@ def check_same_split(config: HybridConfig, baseline: Path, transformer: Path) ->
     if config_file.is_file():
         from .config import train_config_from_file
 
-        train, run = train_config_from_file(config_file)
+        train = train_config_from_file(config_file)[0]
         recorded["transformer"] = {"seed": train.seed, "validation_size": train.validation_size,
-                                   "group_column": run.get("group_column")}
+                                   "group_column": train.group_column}
     for part, found in recorded.items():
         differing = {key: found[key] for key in wanted if found[key] != "?" and found[key] != wanted[key]}
         if differing:

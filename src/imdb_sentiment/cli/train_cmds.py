@@ -12,6 +12,7 @@ from ..errors import UserError
 from .options import (
     CLEANING,
     DATA,
+    GROUP_COLUMN,
     HEAD_TOKENS_HELP,
     LABEL_COLUMN,
     MODEL_HELP,
@@ -60,6 +61,7 @@ def train(
         None, "--precision", help="auto (bf16 on GPUs and CPUs that support it, else fp32), bf16 or fp32."),
     seed: int | None = _unset(SEED),
     validation_size: float | None = _unset(VALIDATION_SIZE),
+    group_column: str | None = _unset(GROUP_COLUMN),
     max_train_samples: int | None = typer.Option(
         None, "--max-train-samples",
         help="Quick run: train on a seeded, label-balanced subset of this size; validation and test then "
@@ -95,7 +97,7 @@ def train(
         learning_rate=learning_rate, epochs=epochs, batch_size=batch_size, eval_batch_size=eval_batch_size,
         warmup=warmup, weight_decay=weight_decay, max_length=max_length, truncation=truncation,
         head_tokens=head_tokens, precision=precision, seed=seed, validation_size=validation_size,
-        max_train_samples=max_train_samples, max_eval_samples=max_eval_samples,
+        group_column=group_column, max_train_samples=max_train_samples, max_eval_samples=max_eval_samples,
     ), dict(model=model, data=data, cleaning=cleaning, text_column=text_column, label_column=label_column,
             max_test_samples=max_test_samples))
     if run["max_test_samples"] is None and not no_test and default_device() == "cpu":
