@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,15 @@ def tiny_classifier(tmp_path_factory) -> Path:
 def tiny_encoder(tmp_path_factory) -> Path:
     """A tiny random bare encoder (no classification head), like a pretrained base model."""
     return build_tiny_model(tmp_path_factory.mktemp("tiny-encoder"), classifier=False)
+
+
+@pytest.fixture(scope="module")
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A module's own ONNX export cache: the command line's default backend exports a model once."""
+    folder = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("IMDB_SENTIMENT_CACHE", str(folder))
+        yield folder
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import io
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +18,7 @@ from imdb_sentiment.inference import SentimentClassifier
 REVIEWS = ["A wonderful, moving film.", "Dull, and far too long.", "Fine.", "Great cast, weak plot."]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The command line's default backend exports the model once; keep that export in a test folder."""
-    folder = tmp_path_factory.mktemp("cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("IMDB_SENTIMENT_CACHE", str(folder))
-        yield folder
+pytestmark = pytest.mark.usefixtures("onnx_cache")
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +174,7 @@ def test_chunks_strategy_from_the_command_line(tiny_classifier: Path, capsys: py
     (["--backend", "tensorrt"], "backend must be one of"),
     (["--max-length", "100000"], "beyond this model's"),
     (["--batch-size", "0"], "batch size must be positive"),
-    (["--output", "x.csv", "fine"], "--output needs --input"),
+    (["--output", "x.csv", "fine"], "--output and --format need --input"),
 ])
 def test_bad_options_are_one_line_errors(extra: list[str], message: str, tiny_classifier: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
@@ -203,7 +196,6 @@ def test_file_mistakes_are_one_line_errors_and_leave_files_alone(
         (["-i", str(source), "-o", str(tmp_path / "out.xlsx")], "unsupported output type"),
         (["-i", str(tmp_path / "missing.csv"), "-o", str(tmp_path / "o.csv")], "input file not found"),
         (["-i", str(source), "-o", str(tmp_path / "o.csv"), "--text-column", "review"], "no column 'review'"),
-        (["-i", str(source)], "--input needs --output"),
         (["-i", str(source), "-o", str(tmp_path / "o.csv"), "some text"], "not both"),
     ]
     for extra, message in cases:

@@ -175,3 +175,16 @@ def test_evaluations_of_pretrained_and_fine_tuned_models_are_told_apart(runs_dir
     stages = {Path(r.model).name: reporting.story_stage(r) for r in tracking.list_runs(runs_dir)}
     assert stages == {"sst2-model": "pretrained", "fine-tuned": "evaluate"}
 
+
+
+def test_the_report_shows_star_rating_errors_when_runs_have_them(runs_dir, tmp_path):
+    from imdb_sentiment.tracking import log_run
+
+    log_run(runs_dir, stage="baseline", model="ridge-rating", duration=3,
+            metrics={"accuracy": 0.88, "mae": 1.61, "within_one_star": 0.39, "n_test": 100})
+    log_run(runs_dir, stage="baseline", model="nbsvm", duration=3, metrics={"accuracy": 0.91, "n_test": 100})
+    markdown = (tmp_path / "report" / "report.md")
+    reporting.write_report(runs_dir, tmp_path / "report")
+    section = markdown.read_text().split("## Star ratings")[1].split("##")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")]
+    assert len(rows) == 2 and "ridge-rating" in rows[1] and "1.610" in rows[1] and "0.390" in rows[1]

@@ -38,7 +38,7 @@ def test_predict_matches_the_python_api(client: TestClient, classifier: Sentimen
     response = client.post("/predict", json={"texts": texts})
     assert response.status_code == 200
     body = response.json()
-    assert body["model"] == classifier.name and body["truncation"] == "head-tail"
+    assert body["model"] == Path(classifier.name).name and body["truncation"] == "head-tail"
     expected = classifier.predict(texts)
     assert [p["label"] for p in body["predictions"]] == [p["label"] for p in expected]
     np.testing.assert_allclose([p["score"] for p in body["predictions"]],

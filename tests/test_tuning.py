@@ -276,8 +276,8 @@ print("ran", result.ran)
 """
 
 
-def test_two_workers_share_one_sqlite_study(tmp_path, runs_dir):
-    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+def run_workers(storage: str, runs_dir: Path, tmp_path: Path) -> list[int]:
+    """Two ``WORKER`` processes on one study, started together; how many trials each ran."""
     ready = tmp_path / "ready"
     ready.mkdir()
     script = WORKER.format(tests=str(ROOT / "tests"), storage=storage, runs=str(runs_dir), ready=str(ready))
@@ -287,7 +287,12 @@ def test_two_workers_share_one_sqlite_study(tmp_path, runs_dir):
     outputs = [worker.communicate(timeout=240) for worker in workers]
     for worker, (_, err) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, err
-    ran = [int(out.split("ran")[-1]) for out, _ in outputs]
+    return [int(out.split("ran")[-1]) for out, _ in outputs]
+
+
+def test_two_workers_share_one_sqlite_study(tmp_path, runs_dir):
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    ran = run_workers(storage, runs_dir, tmp_path)
     assert sum(ran) >= 6 and all(count >= 1 for count in ran)  # both did work
 
     import optuna

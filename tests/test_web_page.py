@@ -75,17 +75,24 @@ def _wait(browser, condition, timeout: float = 30):
     return WebDriverWait(browser, timeout).until(condition)
 
 
-def test_typing_a_review_shows_label_and_confidence(browser, server: str, classifier: SentimentClassifier,
-                                                    tmp_path: Path) -> None:
+def _submit(browser, server: str, review: str) -> None:
+    """Open the page, type ``review`` and press Analyze."""
     from selenium.webdriver.common.by import By
 
-    review = "A warm, funny and beautifully acted film. I loved every minute of it."
     browser.get(server)
     _wait(browser, lambda b: "Model" in b.find_element(By.ID, "footer").text)
     box = browser.find_element(By.ID, "review")
     box.clear()
     box.send_keys(review)
     browser.find_element(By.ID, "analyze").click()
+
+
+def test_typing_a_review_shows_label_and_confidence(browser, server: str, classifier: SentimentClassifier,
+                                                    tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    review = "A warm, funny and beautifully acted film. I loved every minute of it."
+    _submit(browser, server, review)
     _wait(browser, lambda b: "shown" in b.find_element(By.ID, "result").get_attribute("class"))
     expected = classifier.predict([review])[0]
     shown = browser.find_element(By.ID, "label").text
@@ -111,3 +118,25 @@ def test_the_page_reports_errors(browser, server: str) -> None:
     browser.find_element(By.ID, "analyze").click()
     error = _wait(browser, lambda b: b.find_element(By.ID, "error").text or False)
     assert "too long" in error and "300" in error
+
+
+def test_the_page_shades_words_by_their_weight(browser, server: str, classifier: SentimentClassifier) -> None:
+    from selenium.webdriver.common.by import By
+
+    from imdb_sentiment.explain import GradientExplainer
+
+    review = "A warm, funny film. The ending was dreadful!"
+    _submit(browser, server, review)
+    spans = _wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "#explained .w") or False)
+    expected = dict(GradientExplainer(classifier).explain([review])[0].top(None))
+    assert browser.find_element(By.ID, "explained").text == review
+    shown = {span.text.lower(): span for span in spans}
+    assert {"warm", "funny", "dreadful", "ending"} <= set(shown)
+    for word, span in shown.items():
+        weight = float(span.get_attribute("data-weight"))
+        assert weight == pytest.approx(expected[word], rel=1e-4)
+        assert ("pos" in span.get_attribute("class")) == (weight > 0)
+    alpha = {word: float(browser.execute_script("return arguments[0].style.getPropertyValue('--a')", span))
+             for word, span in shown.items()}
+    strongest = max(expected, key=lambda word: abs(expected[word]))
+    assert alpha[strongest] == max(alpha.values())

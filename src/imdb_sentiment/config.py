@@ -21,6 +21,8 @@ Precision = Literal["auto", "bf16", "fp32"]
 
 TRUNCATIONS = ("head", "head-tail")
 PRECISIONS = ("auto", "bf16", "fp32")
+TARGETS = ("label", "rating")
+"""What ``train --target`` fits: the polarity alone, or the polarity and the star rating."""
 
 
 @dataclass
@@ -51,6 +53,8 @@ class TrainConfig:
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     gradient_accumulation_steps: int = 1
+    target: str = "label"
+    """``label``: the polarity; ``rating``: the polarity plus a 1-10 star rating output."""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -58,6 +62,8 @@ class TrainConfig:
     def validate(self) -> None:
         if self.truncation not in TRUNCATIONS:
             raise UserError(f"truncation must be one of {', '.join(TRUNCATIONS)}, not {self.truncation!r}")
+        if self.target not in TARGETS:
+            raise UserError(f"target must be one of {', '.join(TARGETS)}, not {self.target!r}")
         if self.precision not in PRECISIONS:
             raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
         positive = {

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
-import socket
 import string
 import tarfile
 import warnings
@@ -28,12 +26,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
-from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
 
 from .errors import HubUnreachableError, UserError
+from .hub import hub_offline, hub_reachable
 
 if TYPE_CHECKING:
     from datasets import DatasetDict
@@ -151,17 +149,46 @@ def check_columns(frame: pd.DataFrame, text_column: str, label_column: str | Non
     needed = [text_column] + ([label_column] if label_column else [])
     missing = [column for column in needed if column not in frame.columns]
     if missing:
+        # Name only the options for the missing columns: predict has no --label-column.
+        options = " / ".join(("--text-column" if column == text_column else "--label-column")
+                             for column in missing)
         raise UserError(
             f"{where} has no column {', '.join(map(repr, missing))} "
-            f"(columns: {', '.join(map(str, frame.columns))}); use --text-column / --label-column"
+            f"(columns: {', '.join(map(str, frame.columns))}); use {options}"
         )
 
 
 def _read_json_lines(path: Path) -> pd.DataFrame:
     raw = path.read_bytes().decode("utf-8-sig")  # raises UnicodeDecodeError with the offset
-    if path.suffix.lower() == ".json" and raw.lstrip().startswith("["):
-        return pd.read_json(io.StringIO(raw), orient="records", dtype=False)
-    return pd.read_json(io.StringIO(raw), lines=True, dtype=False)
+    array = path.suffix.lower() == ".json" and raw.lstrip().startswith("[")
+    try:
+        if array:
+            return pd.read_json(io.StringIO(raw), orient="records", dtype=False)
+        return pd.read_json(io.StringIO(raw), lines=True, dtype=False)
+    except ValueError as error:  # pandas names a character offset; people look for a line
+        raise UserError(f"cannot read {path}: {_json_problem(raw, array) or error}") from error
+
+
+def _json_problem(raw: str, array: bool) -> str | None:
+    """Where JSON (``array``) or JSON lines first go wrong, by line number."""
+    import json
+
+    if array:
+        try:
+            json.loads(raw)
+        except json.JSONDecodeError as error:
+            return f"invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
+        return None
+    for number, line in enumerate(raw.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            return f"line {number} is not valid JSON ({error.msg} at column {error.colno})"
+        if not isinstance(record, dict):
+            return f"line {number} is not a JSON object"
+    return None
 
 
 def _standardize(frame: pd.DataFrame, split: str, text_column: str, label_column: str | None,
@@ -258,11 +285,10 @@ def _rows_to_frames(rows: dict[str, list[dict]]) -> dict[str, pd.DataFrame]:
 
 
 _LOCAL_HINT = "pass a local path instead, e.g. --data ../shared/data/imdb"
-_TRUE = {"1", "ON", "YES", "TRUE"}
 
 
 def _hub_frames(source: str, text_column: str, label_column: str) -> dict[str, pd.DataFrame]:
-    if not _hub_offline() and not _hub_reachable():
+    if not hub_offline() and not hub_reachable():
         # Without this check the Hub client retries for half a minute before giving up.
         raise HubUnreachableError(
             f"{source!r} is no local path and the Hugging Face Hub cannot be reached; {_LOCAL_HINT} "
@@ -282,24 +308,6 @@ def _hub_frames(source: str, text_column: str, label_column: str) -> dict[str, p
     for split, frame in frames.items():
         check_columns(frame, text_column, label_column, f"{source}:{split}")
     return frames
-
-
-def _hub_offline() -> bool:
-    names = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
-    return any(os.environ.get(name, "").strip().upper() in _TRUE for name in names)
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """A quick TCP probe of the Hub endpoint (skipped behind a proxy, which decides itself)."""
-    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return True
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
-    try:
-        with socket.create_connection((endpoint.hostname or "huggingface.co", port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def _looks_like_path(source: str) -> bool:

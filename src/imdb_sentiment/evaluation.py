@@ -36,6 +36,13 @@ def classification_metrics(
 
     y_true = np.asarray(labels, dtype=np.int64)
     y_pred = np.asarray(predicted, dtype=np.int64)
+    if len(y_true) and len(np.unique(y_true)) < 2:
+        import warnings
+
+        only = "positive" if y_true[0] == 1 else "negative"
+        warnings.warn(f"the scored reviews are all {only}: F1, precision and recall of the positive class "
+                      "are undefined (reported as 0.0); score data with both labels", UserWarning,
+                      stacklevel=2)
     precision, recall, f1, _ = precision_recall_fscore_support(
         y_true, y_pred, average="binary", pos_label=1, zero_division=0
     )
@@ -90,7 +97,8 @@ def score_frame(classifier: SentimentClassifier, frame: pd.DataFrame, *, batch_s
     started = time.perf_counter()
     with tqdm(total=len(texts), unit="review", desc="evaluating", disable=not progress) as bar, \
             out_of_memory_hint(batch, batch_option):
-        probabilities = classifier.predict_proba(texts, batch_size=batch, progress=bar.update)
+        details = classifier.predict_details(texts, batch_size=batch, progress=bar.update)
+    probabilities = details.probabilities
     seconds = time.perf_counter() - started
     scores = probabilities[:, 1] if len(texts) else np.zeros(0, dtype=np.float32)
     predicted = (scores > 0.5).astype(np.int64)
@@ -101,6 +109,12 @@ def score_frame(classifier: SentimentClassifier, frame: pd.DataFrame, *, batch_s
                                 [str(i) for i in range(len(frame))],
                                 "label": frame["label"].to_numpy(dtype=np.int64),
                                 "predicted": predicted, "score": scores.astype(np.float32)})
+    if details.stars is not None:  # a rating model: MAE and within-one-star where ratings are known
+        predictions["stars"] = details.stars.astype(np.float32)
+        if "rating" in frame and (frame["rating"] > 0).all():
+            from .ratings import rating_metrics
+
+            metrics.update(rating_metrics(frame["rating"], details.stars))
     return metrics, predictions
 
 
@@ -150,12 +164,13 @@ def evaluate_model(
     _check_evaluation_args(truncation, batch_size, max_samples)
     started = time.perf_counter()
     if output is not None:
-        check_output_dir(output, overwrite)  # fail before the slow part
+        check_output_dir(output, overwrite, inputs=(model, data))  # fail before the slow part
+    # The data first: a wrong path or column is reported in a second, not after the model loads.
+    frame = subsample(test_frame(data, cleaning=cleaning, text_column=text_column,
+                                 label_column=label_column, seed=seed), max_samples, seed)
     classifier = model if isinstance(model, _classifier_type()) else _load_classifier(
         model, max_length=max_length, truncation=truncation, head_tokens=head_tokens,
         batch_size=batch_size, device=device, precision=precision, trust_remote_code=trust_remote_code)
-    frame = subsample(test_frame(data, cleaning=cleaning, text_column=text_column,
-                                 label_column=label_column, seed=seed), max_samples, seed)
     sent_before = getattr(classifier, "transformer_reviews", None)  # hybrids count what they send on
     metrics, predictions = score_frame(classifier, frame, batch_size=batch_size, progress=progress)
     if sent_before is not None:

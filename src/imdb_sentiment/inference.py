@@ -14,18 +14,27 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import numpy as np
 
 from . import __version__
 from .errors import UserError
 from .exporters.onnx import ONNX_META
-from .modeling import ID2LABEL, head_budget, is_local, label_order, max_model_length, truncate_ids
+from .modeling import (
+    ID2LABEL,
+    check_weight_files,
+    head_budget,
+    label_order,
+    max_model_length,
+    resolve_model_source,
+    truncate_ids,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -277,6 +286,8 @@ class Details:
     truncated: np.ndarray
     windows: np.ndarray
     """Model windows per text (more than one only with ``chunks``)."""
+    stars: np.ndarray | None = None
+    """Predicted star rating (1-10) per text, from models trained with ``--target rating``."""
     decided_by: np.ndarray | None = None
     """Hybrid models only: ``screen``, ``transformer`` or ``blend`` per text."""
 
@@ -290,6 +301,7 @@ class SentimentClassifier:
                  cleaning: str = "basic", batch_size: int = DEFAULT_BATCH_SIZE,
                  max_batch_tokens: int | str | None = "auto", name: str = "", tokenizer: Any = None) -> None:
         from .data import CLEANINGS
+        from .modeling import rating_outputs
 
         self.backend = backend
         self.encoder = encoder
@@ -298,6 +310,8 @@ class SentimentClassifier:
         self.engine_reason: str | None = None
         """Why this back end and precision run the model (set when they were measured)."""
         self._order = label_order(model_config)
+        self._stars = rating_outputs(model_config)
+        self._outputs = len(getattr(model_config, "id2label", None) or {}) or 2
         limit = max_model_length(model_config, encoder)
         self.max_length = _check_length(min(DEFAULT_MAX_LENGTH, limit) if max_length is None
                                         else max_length, limit, encoder)
@@ -360,8 +374,10 @@ class SentimentClassifier:
         if backend not in BACKENDS:
             raise UserError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         folder = Path(str(id_or_path)).expanduser()
-        if not folder.exists() and is_local(id_or_path):  # before any slow import
-            raise UserError(f"model path not found: {id_or_path}")
+        if not folder.exists():  # a missing path or an unreachable Hub fails before any slow import
+            resolve_model_source(id_or_path)
+        if folder.is_dir() and not (folder / ONNX_META).is_file():
+            check_weight_files(folder)  # a damaged file: one line now, not a traceback from a loader
         trained = trained_settings(folder) if folder.is_dir() else {}
         given = {"max_length": max_length, "truncation": truncation, "head_tokens": head_tokens,
                  "chunk_overlap": chunk_overlap, "batch_size": batch_size}
@@ -481,15 +497,19 @@ class SentimentClassifier:
         summed = np.zeros((len(texts), logits.shape[1]), dtype=np.float64)
         np.add.at(summed, windows.owners, logits)  # chunks: average the windows' logits
         mean = summed / np.maximum(counts, 1)[:, None]
-        return Details(_softmax(mean)[:, self._order].astype(np.float32), windows.tokens,
-                       windows.truncated, counts)
+        from .ratings import to_stars
+
+        stars = (None if self._stars is None
+                 else to_stars(mean[:, list(self._stars)], list(self._stars.values())))
+        return Details(_softmax(mean[:, self._order]).astype(np.float32), windows.tokens,
+                       windows.truncated, counts, stars)
 
     # ------------------------------------------------------------------ internals
 
     def _run(self, windows: Windows, batch_size: int, progress: Progress | None) -> np.ndarray:
         lengths = np.array([len(ids) for ids in windows.input_ids], dtype=np.int64)
         order = np.argsort(-lengths, kind="stable")  # longest first: memory errors show up at once
-        out = np.empty((len(lengths), len(self._order)), dtype=np.float32)
+        out = np.empty((len(lengths), self._outputs), dtype=np.float32)
         # Progress counts reviews: a window is 1/(its review's window count) of a review.
         share = 1.0 / np.bincount(windows.owners)[windows.owners] if len(lengths) else np.zeros(0)
         done = 0.0
@@ -648,6 +668,8 @@ def trained_settings(folder: Path) -> dict[str, Any]:
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 TEXT_SUFFIXES = (".txt", ".text")
+OUTPUT_FORMATS = tuple(suffix.removeprefix(".") for suffix in TABLE_SUFFIXES)
+"""Result formats by name (``--format``); without an output file the results go to stdout."""
 OUTPUT_COLUMNS = ("label", "score", "truncated", "error")
 
 
@@ -722,7 +744,15 @@ def predict_frame(classifier: SentimentClassifier, frame: pd.DataFrame, text_col
         for slot, i in enumerate(good):
             decided[i] = str(details.decided_by[slot])
         out[f"{names[0].removesuffix('label')}decided_by"] = decided
+    if details.stars is not None:  # a rating model: stars after the score
+        stars = np.full(len(frame), np.nan)
+        stars[good] = np.round(details.stars, 2)
+        out.insert(list(out.columns).index(names[1]) + 1, _stars_name(frame.columns), stars)
     return out, names
+
+
+def _stars_name(columns: Sequence[object]) -> str:
+    return "predicted_stars" if "stars" in {str(column) for column in columns} else "stars"
 
 
 def _output_names(columns: Sequence[object]) -> list[str]:
@@ -732,11 +762,12 @@ def _output_names(columns: Sequence[object]) -> list[str]:
     return [f"predicted_{name}" for name in OUTPUT_COLUMNS]
 
 
-def write_table(frame: pd.DataFrame, path: Path) -> None:
-    """Write ``frame`` atomically in the format named by ``path``'s suffix."""
+def write_table(frame: pd.DataFrame, path: Path, output_format: str | None = None) -> None:
+    """Write ``frame`` atomically in ``output_format``, by default the one named by ``path``'s suffix."""
     from .artifacts import atomic_write_bytes
 
-    atomic_write_bytes(path, _table_bytes(frame, path.suffix.lower()))
+    suffix = f".{output_format}" if output_format else path.suffix.lower()
+    atomic_write_bytes(path, _table_bytes(frame, suffix))
 
 
 def _table_bytes(frame: pd.DataFrame, suffix: str) -> bytes:
@@ -765,36 +796,59 @@ def _mixed_as_text(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def check_output_file(path: Path, input_path: Path | None, overwrite: bool) -> Path:
-    """Refuse an unknown format, the input file itself, or an existing file without ``overwrite``."""
-    if path.suffix.lower() not in TABLE_SUFFIXES:
+def check_output_format(output_format: str | None) -> None:
+    if output_format is not None and output_format not in OUTPUT_FORMATS:
+        raise UserError(f"--format must be one of {', '.join(OUTPUT_FORMATS)}, not {output_format!r}")
+
+
+def check_output_file(path: Path, input_path: Path | None, overwrite: bool,
+                      output_format: str | None = None) -> Path:
+    """Refuse an unknown format, the input file itself, an existing file without ``overwrite``,
+    or a place that cannot be written. ``output_format`` overrides the suffix."""
+    from .artifacts import check_writable
+
+    check_output_format(output_format)
+    if output_format is None and path.suffix.lower() not in TABLE_SUFFIXES:
         raise UserError(f"unsupported output type {path.suffix or '(none)'} for {path}; "
-                        f"use one of {', '.join(TABLE_SUFFIXES)}")
+                        f"use one of {', '.join(TABLE_SUFFIXES)} or --format")
     if input_path is not None and path.resolve() == input_path.resolve():
         raise UserError("--output must differ from --input; the input file is never modified")
     if path.is_dir():
         raise UserError(f"output path {path} is a folder; give a file name")
     if path.exists() and not overwrite:
         raise UserError(f"output file {path} exists; pass --overwrite to replace it")
+    check_writable(path)
     return path
 
 
-def predict_file(classifier: SentimentClassifier, input_path: Path, output_path: Path, *,
+def predict_file(classifier: SentimentClassifier, input_path: Path, output_path: Path | None, *,
                  text_column: str = "text", batch_size: int | None = None, overwrite: bool = False,
-                 progress: Progress | None = None, on_rows: Progress | None = None) -> FileSummary:
+                 progress: Progress | None = None, on_rows: Progress | None = None,
+                 output_format: str | None = None, reviews: pd.DataFrame | None = None,
+                 stream: BinaryIO | None = None) -> FileSummary:
     """Score every row of ``input_path`` into ``output_path`` (atomically); bad rows are marked.
 
-    ``on_rows`` hears the row count once the file is read (e.g. to size a progress bar).
+    Without ``output_path`` the results go to ``stream`` (stdout) as ``output_format`` (csv).
+    ``reviews`` is the file already read by :func:`read_reviews`, if it was. ``on_rows`` hears
+    the row count once the file is read (e.g. to size a progress bar).
     """
     import time
 
-    check_output_file(output_path, input_path, overwrite)
-    frame = read_reviews(input_path, text_column)
+    if output_path is not None:
+        check_output_file(output_path, input_path, overwrite, output_format)
+    else:
+        check_output_format(output_format)
+    frame = reviews if reviews is not None else read_reviews(input_path, text_column)
     if on_rows is not None:
         on_rows(len(frame))
     started = time.perf_counter()
     scored, names = predict_frame(classifier, frame, text_column, batch_size=batch_size, progress=progress)
     seconds = time.perf_counter() - started
-    write_table(scored, output_path)
+    if output_path is not None:
+        write_table(scored, output_path, output_format)
+    else:
+        out = stream if stream is not None else sys.stdout.buffer
+        out.write(_table_bytes(scored, f".{output_format or 'csv'}"))
+        out.flush()
     bad = int(scored[names[3]].notna().sum())
     return FileSummary(len(frame), len(frame) - bad, bad, seconds, names)

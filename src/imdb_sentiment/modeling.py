@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 ID2LABEL = {0: "NEGATIVE", 1: "POSITIVE"}
 LABEL2ID = {name: index for index, name in ID2LABEL.items()}
+STARS_PREFIX = "STARS_"
+"""Rating-head outputs are named ``STARS_1`` ... ``STARS_10`` (next to NEGATIVE and POSITIVE)."""
 _NEGATIVE_NAMES = {"negative", "neg", "label_0", "0", "bad"}
 _POSITIVE_NAMES = {"positive", "pos", "label_1", "1", "good"}
 
@@ -26,11 +28,14 @@ _POSITIVE_NAMES = {"positive", "pos", "label_1", "1", "good"}
 
 
 def is_local(id_or_path: str | os.PathLike[str]) -> bool:
+    """True for what can only be a local path; ``org/name`` is a Hub id unless ``org`` is a local folder."""
     text = str(id_or_path)
-    return Path(text).expanduser().exists() or text.startswith((".", "/", "~")) or text.count("/") > 1
+    path = Path(text).expanduser()
+    return (path.exists() or text.startswith((".", "/", "~")) or text.count("/") > 1
+            or (len(path.parts) > 1 and Path(path.parts[0]).is_dir()))
 
 
-def _resolve(id_or_path: str | os.PathLike[str]) -> str:
+def resolve_model_source(id_or_path: str | os.PathLike[str]) -> str:
     """A local folder as a string path, or the Hub id; a missing local path is a clear error."""
     text = str(id_or_path)
     path = Path(text).expanduser()
@@ -42,6 +47,12 @@ def _resolve(id_or_path: str | os.PathLike[str]) -> str:
         return str(path)
     if is_local(text):
         raise UserError(f"model path not found: {text}")
+    from .hub import hub_offline, hub_reachable
+
+    if not hub_offline() and not hub_reachable():  # else the Hub client retries for half a minute
+        raise HubUnreachableError(
+            f"model path not found: {text}, and the Hugging Face Hub cannot be reached to load it as a "
+            "Hub id; pass a local model folder, e.g. --model ../shared/models/all-MiniLM-L6-v2")
     return text
 
 
@@ -62,7 +73,7 @@ def _first_line(error: Exception) -> str:
 def load_config(id_or_path: str | os.PathLike[str], trust_remote_code: bool = False):
     from transformers import AutoConfig
 
-    source = _resolve(id_or_path)
+    source = resolve_model_source(id_or_path)
     try:
         return AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
@@ -73,7 +84,7 @@ def load_tokenizer(id_or_path: str | os.PathLike[str], trust_remote_code: bool =
                    ) -> PreTrainedTokenizerBase:
     from transformers import AutoTokenizer
 
-    source = _resolve(id_or_path)
+    source = resolve_model_source(id_or_path)
     try:
         return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
@@ -92,16 +103,17 @@ def load_classifier(
     require_head: bool = True,
     trust_remote_code: bool = False,
     dtype: torch.dtype | None = None,
+    labels: dict[int, str] | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a sequence classifier and its tokenizer.
 
     With ``require_head`` (evaluation, prediction) the checkpoint must already be a classifier
     with binary-mappable labels. Without it (fine-tuning) a bare encoder gets a fresh 2-way
-    head labelled ``NEGATIVE``/``POSITIVE``.
+    head labelled ``NEGATIVE``/``POSITIVE``; ``labels`` asks for a head with these outputs instead.
     """
     from transformers import AutoModelForSequenceClassification
 
-    source = _resolve(id_or_path)
+    source = resolve_model_source(id_or_path)
     config = load_config(source, trust_remote_code)
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if dtype is not None:
@@ -112,15 +124,42 @@ def load_classifier(
                             f"(architectures: {', '.join(config.architectures or ['none'])}); "
                             "fine-tune it first with `imdb-sentiment train`")
         label_order(config)  # refuse unmappable labels before loading weights
+    elif labels is not None and {int(k): v for k, v in (config.id2label or {}).items()} != labels:
+        # A head with other outputs (e.g. a rating output next to the two classes): start it fresh.
+        kwargs.update(num_labels=len(labels), id2label=dict(labels),
+                      label2id={name: index for index, name in labels.items()},
+                      ignore_mismatched_sizes=is_classifier_config(config))
     elif not is_classifier_config(config) or _safe_label_order(config) is None:
         # A bare encoder, or a classifier whose labels are not ours: start a fresh 2-way head.
         kwargs.update(num_labels=2, id2label=dict(ID2LABEL), label2id=dict(LABEL2ID),
                       ignore_mismatched_sizes=is_classifier_config(config))
+    check_weight_files(source)
     try:
         model = AutoModelForSequenceClassification.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as error:
         raise _hub_error(source, error) from error
     return model, load_tokenizer(source, trust_remote_code)
+
+
+def check_weight_files(source: str | os.PathLike[str]) -> None:
+    """Refuse a local folder whose safetensors files are empty, truncated or not safetensors.
+
+    Only the header is read (and the file size checked against it), so this costs milliseconds;
+    without it the loader fails deep inside with a traceback.
+    """
+    folder = Path(source).expanduser()
+    if not folder.is_dir():
+        return  # a Hub id: the files arrive with the download
+    from safetensors import safe_open
+
+    for file in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(file), framework="numpy"):
+                pass
+        except Exception as error:  # SafetensorError is not exported under a stable name
+            reason = _first_line(error).removeprefix("Error while deserializing header: ")
+            raise UserError(f"damaged weights file {file}: {reason}; replace it with a complete copy "
+                            "(e.g. save or download the model again)") from error
 
 
 # --------------------------------------------------------------------------- labels
@@ -139,8 +178,17 @@ def label_order(config: Any) -> list[int]:
     return order
 
 
+def rating_outputs(config: Any) -> dict[int, int] | None:
+    """Output index -> star rating, for a model trained with ``--target rating`` (else None)."""
+    found = {int(index): int(str(name).strip().upper().removeprefix(STARS_PREFIX))
+             for index, name in (getattr(config, "id2label", None) or {}).items()
+             if str(name).strip().upper().startswith(STARS_PREFIX)}
+    return dict(sorted(found.items())) or None
+
+
 def _safe_label_order(config: Any) -> list[int] | None:
-    id2label = {int(k): str(v).strip().lower() for k, v in (getattr(config, "id2label", None) or {}).items()}
+    id2label = {int(k): str(v).strip().lower() for k, v in (getattr(config, "id2label", None) or {}).items()
+                if not str(v).strip().upper().startswith(STARS_PREFIX)}  # rating outputs are not classes
     if len(id2label) != 2:
         return None
     negative = [index for index, name in id2label.items() if name in _NEGATIVE_NAMES]

@@ -8,15 +8,12 @@ name Hugging Face Hub ids; local folders replace them where the Hub cannot be re
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
 from .errors import UserError
 
@@ -112,14 +109,9 @@ def _pretrained(value: str) -> tuple[str | None, str]:
 
 def hub_reachable(timeout: float = 3.0) -> bool:
     """A quick connection test, so an offline machine skips a Hub default instead of retrying."""
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
-        return False
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    from . import hub
+
+    return not hub.hub_offline() and hub.hub_reachable(timeout)
 
 
 # --------------------------------------------------------------------------- the job
@@ -132,7 +124,8 @@ def run_quickstart(plan: QuickstartPlan, *, overwrite: bool = False, echo: Echo 
     from .tracking import ensure_writable
 
     marker = plan.output / MARKER
-    check_output_dir(plan.output, overwrite or marker.is_file())  # a rerun may replace its own output
+    check_output_dir(plan.output, overwrite or marker.is_file(),  # a rerun may replace its own output
+                     inputs=(plan.data, plan.model, plan.pretrained))
     session = uuid.uuid4().hex[:12]
     echo(plan.describe())
     if plan.skipped:

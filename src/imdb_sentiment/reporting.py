@@ -284,8 +284,10 @@ def write_report(runs_dir: str | os.PathLike[str], output: str | os.PathLike[str
     ``only`` keeps the runs carrying these tags (e.g. one quickstart's); studies are then left out
     unless ``storage`` names them.
     """
-    from .artifacts import atomic_output_dir, atomic_write_text
+    from .artifacts import atomic_output_dir, atomic_write_text, check_output_dir
     from .tracking import list_runs
+
+    check_output_dir(output, overwrite, inputs=(runs_dir, storage and storage.removeprefix("sqlite:///")))
 
     records = [r for r in list_runs(runs_dir) if all(r.tags.get(k) == v for k, v in (only or {}).items())]
     if not records:
@@ -312,6 +314,7 @@ def build_document(records: Sequence[RunRecord], studies: Sequence[optuna.Study]
         document.para(note)
     _story_section(document, entries)
     _leaderboard_section(document, entries)
+    _rating_section(document, entries)
     _best_section(document, entries, folder)
     _roc_section(document, entries, folder)
     _time_section(document, entries, trials, folder)
@@ -377,6 +380,20 @@ def _leaderboard_section(document: Document, entries: Sequence[Entry]) -> None:
     notes = [f"{e.record.run_id[:8]}: {e.note}." for e in entries if e.note]
     document.para(" ".join(["Accuracy is on the test split unless the split column says validation "
                             "(tuning trials never see test).", *notes]))
+
+
+def _rating_section(document: Document, entries: Sequence[Entry]) -> None:
+    """Star-rating errors of the runs that predict ratings (``--target rating``, ``ridge-rating``)."""
+    rows = []
+    for e in entries:
+        mae = e.record.metric(f"{e.split}_mae", "mae")
+        if mae is not None:
+            within = e.record.metric(f"{e.split}_within_one_star", "within_one_star")
+            rows.append([STAGE_TITLES.get(e.stage, e.stage), f"`{_short(e.model)}`", e.split, _num(mae, 3),
+                         _num(within, 3), _num(e.accuracy), e.record.run_id[:8]])
+    if rows:
+        document.heading("Star ratings")
+        document.table(["stage", "model", "split", "MAE (stars)", "within one star", "accuracy", "run"], rows)
 
 
 def _best_section(document: Document, entries: Sequence[Entry], folder: Path) -> None:

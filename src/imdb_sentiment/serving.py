@@ -1,4 +1,4 @@
-"""HTTP service: ``POST /predict``, ``GET /health``, ``GET /info``, a web page at ``/``.
+"""HTTP service: ``POST /predict``, ``POST /explain``, ``GET /health``, ``GET /info``, a web page at ``/``.
 
 Requests from concurrent clients are micro-batched: a worker thread takes the first waiting
 request, collects whatever else arrives within ``max_wait_ms`` (up to ``max_batch`` texts) and
@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -55,6 +56,8 @@ class BatcherStats:
     requests: int = 0
     texts: int = 0
     model_calls: int = 0
+    isolated_batches: int = 0
+    """Batches that failed and were rerun request by request."""
 
 
 class MicroBatcher:
@@ -127,14 +130,19 @@ class MicroBatcher:
 
     def _execute(self, jobs: list[_Job]) -> None:
         texts = [text for job in jobs for text in job.texts]
-        self.stats.model_calls += 1
         self.stats.requests += len(jobs)
         self.stats.texts += len(texts)
         try:
-            details = self._run(texts)
-        except Exception as error:  # hand the failure to every waiting request
+            details = self._call(texts)
+        except Exception as error:
+            if len(jobs) == 1:
+                jobs[0].future.set_exception(error)
+                return
+            # One request's texts may have broken the batch: rerun each request alone so only
+            # the culprit fails and the others still get their predictions.
+            self.stats.isolated_batches += 1
             for job in jobs:
-                job.future.set_exception(error)
+                self._execute_alone(job)
             return
         start = 0
         for job in jobs:
@@ -143,10 +151,22 @@ class MicroBatcher:
             start = end
 
 
+    def _execute_alone(self, job: _Job) -> None:
+        try:
+            job.future.set_result(self._call(job.texts))
+        except Exception as error:
+            job.future.set_exception(error)
+
+    def _call(self, texts: list[str]) -> Details:
+        self.stats.model_calls += 1
+        return self._run(texts)
+
+
 def _slice(details: Details, start: int, end: int) -> Details:
     return Details(details.probabilities[start:end], details.tokens[start:end],
                    details.truncated[start:end], details.windows[start:end],
-                   None if details.decided_by is None else details.decided_by[start:end])
+                   decided_by=None if details.decided_by is None else details.decided_by[start:end],
+                   stars=None if details.stars is None else details.stars[start:end])
 
 
 # --------------------------------------------------------------------------- API schema
@@ -161,6 +181,7 @@ class PredictionOut(BaseModel):
     label: str = Field(..., description="POSITIVE or NEGATIVE.")
     score: float = Field(..., description="Probability of that label.")
     truncated: bool = Field(..., description="True when tokens beyond the model's length were dropped.")
+    stars: float | None = Field(None, description="Predicted 1-10 star rating (models with a rating head).")
     decided_by: str | None = Field(
         None, description="Hybrid models: which part decided (screen, transformer or blend).")
 
@@ -169,6 +190,24 @@ class PredictResponse(BaseModel):
     predictions: list[PredictionOut]
     model: str
     truncation: str
+
+
+class ExplainRequest(PredictRequest):
+    top: int | None = Field(None, ge=1, le=1000, description="Strongest words per review (default: all).")
+
+
+class ExplanationOut(BaseModel):
+    label: str
+    score: float
+    stars: float | None = None
+    words: list[tuple[str, float]] = Field(..., description="[word, weight] pairs, strongest first; "
+                                           "a positive weight pushes towards POSITIVE.")
+
+
+class ExplainResponse(BaseModel):
+    explanations: list[ExplanationOut]
+    method: str
+    model: str
 
 
 class ErrorOut(BaseModel):
@@ -187,8 +226,12 @@ class _Rejected(Exception):
 
 def create_app(classifier: SentimentClassifier, *, max_texts: int = DEFAULT_MAX_TEXTS,
                max_chars: int = DEFAULT_MAX_CHARS, max_batch: int = DEFAULT_MAX_BATCH,
-               max_wait_ms: float = DEFAULT_MAX_WAIT_MS) -> FastAPI:
-    """The service app around a loaded classifier (tests pass a tiny one to ``TestClient``)."""
+               max_wait_ms: float = DEFAULT_MAX_WAIT_MS, show_paths: bool = False) -> FastAPI:
+    """The service app around a loaded classifier (tests pass a tiny one to ``TestClient``).
+
+    Responses name the model by its folder name or Hub id; ``show_paths`` shows the full local
+    path instead (it tells clients about the server's file system).
+    """
     if max_texts <= 0 or max_chars <= 0:
         raise UserError("max texts and max characters per request must be positive")
     batcher = MicroBatcher(classifier.predict_details, max_batch=max_batch, max_wait_ms=max_wait_ms)
@@ -196,6 +239,7 @@ def create_app(classifier: SentimentClassifier, *, max_texts: int = DEFAULT_MAX_
               "max_wait_ms": max_wait_ms}
     # JSON may spend up to 12 bytes on one character (an escaped surrogate pair).
     max_body = max_texts * (max_chars * 12 + 8) + 1024
+    model_name = classifier.name if show_paths else public_model_name(classifier.name)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -221,22 +265,49 @@ def create_app(classifier: SentimentClassifier, *, max_texts: int = DEFAULT_MAX_
 
     @app.get("/info")
     def info() -> dict[str, Any]:
-        return {**classifier.info(), "limits": limits, "batching": dataclasses.asdict(batcher.stats)}
+        return {**classifier.info(), "model": model_name, "limits": limits,
+                "batching": dataclasses.asdict(batcher.stats)}
 
-    @app.post("/predict", response_model=PredictResponse, responses=errors)
+    @app.post("/predict", response_model=PredictResponse, responses=errors, response_model_exclude_none=True)
     async def predict(request: PredictRequest) -> PredictResponse:
         texts = _check_request(request.texts, max_texts, max_chars)
         details = await asyncio.wrap_future(batcher.submit(texts))
+        stars = [None] * len(texts) if details.stars is None else [round(float(v), 2) for v in details.stars]
         decided = [None] * len(texts) if details.decided_by is None else details.decided_by.tolist()
         predictions = [
-            PredictionOut(**item, truncated=bool(cut), decided_by=who)
-            for item, cut, who in zip(to_predictions(details.probabilities), details.truncated, decided,
-                                      strict=True)
+            PredictionOut(**item, truncated=bool(cut), stars=star, decided_by=who)
+            for item, cut, star, who in zip(to_predictions(details.probabilities), details.truncated, stars,
+                                            decided, strict=True)
         ]
-        return PredictResponse(predictions=predictions, model=classifier.name,
+        return PredictResponse(predictions=predictions, model=model_name,
                                truncation=classifier.truncation)
 
+    explainers: list[Any] = []  # built on first use: a model without gradients still serves /predict
+    explain_lock = threading.Lock()  # attributions are many model calls; one review set at a time
+
+    def explain_now(texts: list[str], top: int | None) -> ExplainResponse:
+        from .explain import GradientExplainer
+
+        with explain_lock:
+            if not explainers:
+                explainers.append(GradientExplainer(classifier))
+            found = explainers[0].explain(texts)
+        return ExplainResponse(model=classifier.name, method=explainers[0].method, explanations=[
+            ExplanationOut(label=item.label, score=item.score, stars=item.stars, words=item.top(top))
+            for item in found])
+
+    @app.post("/explain", response_model=ExplainResponse, responses=errors, response_model_exclude_none=True)
+    async def explain(request: ExplainRequest) -> ExplainResponse:
+        texts = _check_request(request.texts, min(max_texts, 8), max_chars)
+        return await asyncio.to_thread(explain_now, texts, request.top)
+
     return app
+
+
+def public_model_name(name: str) -> str:
+    """A local model's folder name, or the Hub id as given."""
+    path = Path(name).expanduser()
+    return path.name if path.is_absolute() or path.exists() else name
 
 
 def _check_request(texts: list[str], max_texts: int, max_chars: int) -> list[str]:
@@ -249,18 +320,27 @@ def _check_request(texts: list[str], max_texts: int, max_chars: int) -> list[str
             raise _Rejected(422, f"texts[{index}] is empty")
         if len(text) > max_chars:
             raise _Rejected(413, f"texts[{index}] is too long: {len(text)} > {max_chars} characters")
+        problem = text_problem(text)
+        if problem:
+            raise _Rejected(422, f"texts[{index}] {problem}")
     return texts
+
+
+def text_problem(text: str) -> str | None:
+    """Why a text cannot be tokenized (``None`` when it can): JSON may carry lone surrogates
+    (``"\\ud83d"``), which are no characters and make the tokenizer raise."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return (f"holds an invalid character at position {error.start}: U+{ord(text[error.start]):04X} is "
+                "half of a UTF-16 surrogate pair, not a character")
+    return None
 
 
 def _add_error_handlers(app: FastAPI, max_body: int) -> None:
     """Every failure becomes ``{"error": one line}`` with a fitting status code."""
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Callable) -> Any:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > max_body):
-            return JSONResponse({"error": f"request body too large (limit {max_body} bytes)"}, 413)
-        return await call_next(request)
+    app.add_middleware(BodyLimit, max_body=max_body)
 
     @app.exception_handler(_Rejected)
     async def rejected(_: Request, error: _Rejected) -> JSONResponse:
@@ -281,6 +361,61 @@ def _add_error_handlers(app: FastAPI, max_body: int) -> None:
     @app.exception_handler(Exception)
     async def crash(_: Request, error: Exception) -> JSONResponse:
         return JSONResponse({"error": f"internal error: {type(error).__name__}"}, 500)
+
+
+class BodyLimit:
+    """Refuse a request body over ``max_body`` bytes while it arrives, not after.
+
+    ``Content-Length`` is checked first; a chunked body (no length) is counted as it is read,
+    so at most ``max_body`` bytes are ever held for one request.
+    """
+
+    def __init__(self, app: Any, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            await self._refuse(scope, receive, send)
+            return
+        if length is not None or scope.get("method") in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            body += message.get("body", b"")
+            if len(body) > self.max_body:
+                await self._refuse(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        await self.app(scope, _replay(bytes(body), receive), send)
+
+    async def _refuse(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+        response = JSONResponse({"error": f"request body too large (limit {self.max_body} bytes)"}, 413,
+                                headers={"Connection": "close"})
+        await response(scope, receive, send)
+
+
+def _replay(body: bytes, receive: Callable) -> Callable:
+    sent = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
 
 
 def _validation_message(problems: Sequence[Any]) -> str:

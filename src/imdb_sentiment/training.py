@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import distributed
 from .config import TrainConfig, to_toml
 from .errors import UserError
 
@@ -93,25 +94,33 @@ def train(
     the run is recorded there (see ``tracking``).
     """
     config.validate()
+    if distributed.world_size() > 1 and output is None:
+        raise UserError("training in several processes needs an output folder for the shared checkpoints")
     if push_to_hub and output is None:
         raise UserError("--push-to-hub needs an --output folder to save the model in first")
     if output is not None:
         from .artifacts import check_output_dir
 
-        check_output_dir(output, overwrite)  # fail before the slow part
+        check_output_dir(output, overwrite, inputs=(model, data))  # fail before the slow part
     run = _run_keys(model, data, preset, cleaning, text_column, label_column, max_test_samples)
     frames = _splits(data, config, cleaning=cleaning, text_column=text_column, label_column=label_column,
                      evaluate_test=evaluate_test, max_test_samples=max_test_samples)
+    from .modeling import default_device
+
+    distributed.start(default_device())  # a no-op without a launcher such as torchrun
+    main = distributed.is_main()  # only the main process writes; the others train and wait
     with _work_dir(output) as work:
-        checkpoint = _prepare_checkpoints(work, to_toml(run, config), resume, progress)
+        with distributed.main_first():
+            checkpoint = _prepare_checkpoints(work, to_toml(run, config), resume, progress and main)
         result, trainer, predictions = _fit(model, frames, config, work, checkpoint,
                                             resumable=output is not None, callbacks=callbacks,
-                                            progress=progress, trust_remote_code=trust_remote_code)
+                                            progress=progress and main, trust_remote_code=trust_remote_code)
         result.extra["data"] = run["data"]
-        if output is not None:
+        if output is not None and main:
             result.output_dir = _save(output, overwrite, trainer, result, run, predictions)
             shutil.rmtree(work, ignore_errors=True)  # checkpoints are no longer needed
-    if runs_dir is not None:
+        distributed.barrier()  # no process leaves before the model is in place
+    if runs_dir is not None and main:  # one run record, however many processes trained
         _record_run(runs_dir, result, run)
     if push_to_hub and result.output_dir is not None:
         push_model(result.output_dir, push_to_hub)
@@ -185,6 +194,8 @@ def _work_dir(output: str | os.PathLike[str] | None) -> Iterator[Path]:
     try:
         yield work
     except BaseException as error:
+        if not distributed.is_main():
+            raise
         if not work.is_dir() or not any(work.glob("checkpoint-*")):
             shutil.rmtree(work, ignore_errors=True)
         elif not isinstance(error, UserError):  # user errors stay one line; crashes get the hint
@@ -199,6 +210,8 @@ def _prepare_checkpoints(work: Path, run_file: str, resume: bool, progress: bool
 
     stamp = work / "train_config.toml"
     last = get_last_checkpoint(str(work)) if work.is_dir() else None
+    if not distributed.is_main():  # the main process has prepared the folder already
+        return last if resume else None
     if resume and last is not None:
         if not stamp.is_file() or stamp.read_text(encoding="utf-8") != run_file:
             raise UserError(f"the checkpoints in {work} come from a run with other settings; "
@@ -234,9 +247,15 @@ def _fit(model_id: str, frames: dict[str, pd.DataFrame], config: TrainConfig, wo
     from transformers import set_seed
 
     from .modeling import check_max_length, default_device, load_classifier, out_of_memory_hint
+    from .ratings import RATING_LABELS, check_ratings
 
+    rating = config.target == "rating"
+    if rating:
+        for split in ("train", "validation"):
+            check_ratings(frames[split], f"the {split} split")
     set_seed(config.seed)  # the new classification head is initialised at load time
-    model, tokenizer = load_classifier(model_id, require_head=False, trust_remote_code=trust_remote_code)
+    model, tokenizer = load_classifier(model_id, require_head=False, trust_remote_code=trust_remote_code,
+                                       labels=RATING_LABELS if rating else None)
     check_max_length(config.max_length, model.config, tokenizer)
     order = _name_labels(model)
     train_set = _encode(tokenizer, frames["train"], config, order)
@@ -252,10 +271,12 @@ def _fit(model_id: str, frames: dict[str, pd.DataFrame], config: TrainConfig, wo
     train_seconds = time.perf_counter() - started
     history = epoch_history(trainer.state.log_history)
     validation = _best_validation(history, len(validation_set))
+    # Scored once, by the main process alone, on the same kept model a later `evaluate` would load.
     test_metrics, predictions = (_score_test(trainer, tokenizer, config, frames["test"], progress)
-                                 if "test" in frames else (None, None))
+                                 if "test" in frames and distributed.is_main() else (None, None))
     extra = {"model": model_id, "device": str(args.device), "dtype": "bf16" if args.bf16 else "fp32",
-             "n_train": len(train_set), "n_validation": len(validation_set), "resumed_from": checkpoint}
+             "n_train": len(train_set), "n_validation": len(validation_set), "resumed_from": checkpoint,
+             "processes": distributed.world_size()}
     result = TrainResult(None, validation, test_metrics, history, train_seconds, config, extra)
     return result, trainer, predictions
 
@@ -292,10 +313,13 @@ def _splits(data: DataSource, config: TrainConfig, *, cleaning: str, text_column
 
 def _name_labels(model: PreTrainedModel) -> list[int]:
     """Name the outputs NEGATIVE/POSITIVE (whatever the checkpoint called them); return their order."""
-    from .modeling import ID2LABEL, label_order
+    from .modeling import ID2LABEL, STARS_PREFIX, label_order, rating_outputs
 
     order = label_order(model.config)
+    stars = rating_outputs(model.config) or {}
     model.config.id2label = {order[ours]: name for ours, name in ID2LABEL.items()}
+    for index, value in stars.items():  # keep the rating outputs' names
+        model.config.id2label[index] = f"{STARS_PREFIX}{value}"
     model.config.label2id = {name: index for index, name in model.config.id2label.items()}
     return order
 
@@ -307,7 +331,11 @@ def _encode(tokenizer: PreTrainedTokenizerBase, frame: pd.DataFrame, config: Tra
 
     encoded = encode(tokenizer, frame["text"].tolist(), config.max_length, config.truncation,
                      config.head_tokens)
-    labels = [order[int(label)] for label in frame["label"]]
+    labels: list[Any] = [order[int(label)] for label in frame["label"]]
+    if config.target == "rating":  # class index and stars: the rating head's loss needs both
+        from .ratings import star_targets
+
+        labels = [[label, stars] for label, stars in zip(labels, star_targets(frame["rating"]), strict=True)]
     if by_length:
         rows = np.argsort([-len(ids) for ids in encoded["input_ids"]], kind="stable")
         encoded = {key: [values[i] for i in rows] for key, values in encoded.items()}
@@ -326,9 +354,13 @@ def training_arguments(config: TrainConfig, work: Path, *, device: str, progress
 
     cuda = device.startswith("cuda")
     workers = min(4, (os.cpu_count() or 1) // 2) if cuda else 0
+    processes = distributed.world_size()
+    if config.batch_size % processes:  # the batch size is the global one, so N processes repeat a run
+        raise UserError(f"--batch-size {config.batch_size} does not split evenly over {processes} processes")
     kwargs: dict[str, Any] = dict(
         output_dir=str(work), learning_rate=config.learning_rate, num_train_epochs=config.epochs,
-        per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.eval_batch_size,
+        per_device_train_batch_size=config.batch_size // processes,
+        per_device_eval_batch_size=config.eval_batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         warmup_steps=config.warmup,  # a float below 1 is a fraction of the total steps
         weight_decay=config.weight_decay, seed=config.seed, data_seed=config.seed,
@@ -368,12 +400,15 @@ def _trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, args: T
              ) -> Trainer:
     from transformers import DataCollatorWithPadding, PrinterCallback, Trainer
 
+    from .ratings import rating_loss
+
     # Multiples of 8 suit GPU tensor cores; on CPU they would only add padding.
     multiple = 8 if args.device.type == "cuda" else None
     collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple)
+    rating = bool(validation_set.labels) and isinstance(validation_set.labels[0], list)
     trainer = Trainer(model=model, args=args, train_dataset=train_set, eval_dataset=validation_set,
                       data_collator=collator, processing_class=tokenizer, compute_metrics=_accuracy,
-                      callbacks=list(callbacks or []))
+                      callbacks=list(callbacks or []), compute_loss_func=rating_loss if rating else None)
     trainer.remove_callback(PrinterCallback)  # it would print every log dict
     return trainer
 
@@ -431,6 +466,10 @@ def _accuracy(prediction: Any) -> dict[str, float]:
     logits = prediction.predictions
     if isinstance(logits, tuple):  # some models also return hidden states
         logits = logits[0]
+    if np.ndim(prediction.label_ids) == 2:  # a rating model: [class, stars] per review
+        from .ratings import evaluation_metrics
+
+        return evaluation_metrics(np.asarray(logits), np.asarray(prediction.label_ids))
     return {"accuracy": float((np.asarray(logits).argmax(axis=-1) == prediction.label_ids).mean())}
 
 

@@ -16,6 +16,8 @@ import gc
 import math
 import os
 import platform
+import random
+import re
 import sys
 import time
 import tomllib
@@ -50,6 +52,7 @@ FINISHED = ("COMPLETE", "PRUNED")
 HEARTBEAT_SECONDS = 60
 GRACE_SECONDS = 180
 SQLITE_TIMEOUT_SECONDS = 120
+SCHEMA_ATTEMPTS = 5
 
 TrainFn = Callable[..., Any]
 Echo = Callable[[str], None]
@@ -187,8 +190,8 @@ def display_url(url: str) -> str:
         from sqlalchemy.engine import make_url
 
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("@")[-1] if "@" in url else url
+    except Exception:  # a malformed URL: mask what sits between "user:" and "@"
+        return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)
 
 
 def check_storage_url(url: str) -> str:
@@ -205,7 +208,26 @@ def check_storage_url(url: str) -> str:
             from .tracking import ensure_writable
 
             ensure_writable(Path(path).expanduser().parent)
+        return url
+    _check_server_url(url)
     return url
+
+
+def _check_server_url(url: str) -> None:
+    """A PostgreSQL/MySQL URL must parse and name a database (before any connection is tried)."""
+    from sqlalchemy.engine import make_url
+
+    expected = "expected postgresql://USER:PASSWORD@HOST:PORT/DB"
+    try:
+        parsed = make_url(url)
+        port = parsed.port
+    except ValueError as error:
+        reason = "the port is not a number" if "int()" in str(error) else _first_line(error)
+        raise UserError(f"malformed storage URL {display_url(url)}: {reason}; {expected}") from error
+    if port is not None and not 0 < port < 65536:
+        raise UserError(f"malformed storage URL {display_url(url)}: port {port} is out of range; {expected}")
+    if not parsed.database:
+        raise UserError(f"storage URL {display_url(url)} names no database; {expected}")
 
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:
@@ -222,14 +244,34 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     with _sqlite_lock(url), warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats are stable
         try:
-            return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
-                              grace_period=GRACE_SECONDS,
-                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+            for attempt in range(SCHEMA_ATTEMPTS):
+                try:
+                    return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
+                                      grace_period=GRACE_SECONDS,
+                                      heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                                          max_retry=1))
+                except Exception as error:
+                    # Workers on several machines opening a new database race to create its tables;
+                    # the loser sees "duplicate"/"already exists" and finds the tables on a retry.
+                    if attempt + 1 == SCHEMA_ATTEMPTS or not _lost_schema_race(error):
+                        raise
+                    time.sleep(0.2 + random.random())
+            raise AssertionError("unreachable")
         except ModuleNotFoundError as error:
             raise UserError(f"the database driver for {display_url(url)} is not installed "
-                            f"({error.name}); e.g. pip install psycopg2-binary for PostgreSQL") from error
+                            f"({error.name}); for PostgreSQL: pip install 'imdb-sentiment[scale]'") from error
         except Exception as error:
+            if type(error).__name__ == "OperationalError":  # refused, unknown host, bad password...
+                reason = re.sub(r"^\([\w.]+\) ", "", _first_line(error))
+                raise UserError(f"cannot connect to the study database {display_url(url)} (is the server "
+                                f"running and reachable?): {reason}") from error
             raise UserError(f"cannot open study storage {display_url(url)}: {_first_line(error)}") from error
+
+
+def _lost_schema_race(error: BaseException) -> bool:
+    text = str(error).lower()
+    return type(error).__name__ in ("IntegrityError", "ProgrammingError") and (
+        "duplicate" in text or "already exists" in text)
 
 
 @contextlib.contextmanager
@@ -617,7 +659,7 @@ def run_study(settings: TuneSettings, output: str | Path, *, final: bool = False
 
     folder = Path(output).expanduser()
     rerun = is_study_output(folder, settings.study_name)
-    check_output_dir(folder, overwrite or rerun)  # before any trial runs
+    check_output_dir(folder, overwrite or rerun, inputs=(settings.model, settings.data))  # before any trial
     cache: dict[str, dict[str, pd.DataFrame]] = {}
 
     def frames() -> dict[str, pd.DataFrame]:

@@ -10,7 +10,8 @@ from .data_cmds import EMPTY_NOTE, TEST_SIZE, warnings_as_lines
 MODEL = typer.Option(
     "nbsvm", "--model", "-m",
     help="random-forest (the reference study's TF-IDF + Random Forest), logreg (TF-IDF 1-2-grams + "
-         "logistic regression) or nbsvm (naive Bayes features + logistic regression).",
+         "logistic regression), nbsvm (naive Bayes features + logistic regression) or ridge-rating (ridge "
+         "regression of the 1-10 star rating on TF-IDF 1-2-grams; needs a rating column).",
 )
 
 
@@ -41,6 +42,8 @@ def baseline(
     typer.echo(
         f"{model}: test accuracy {metrics['accuracy']:.4f}, f1 {metrics['f1']:.4f}"
         + (f", validation accuracy {validation:.4f}" if validation is not None else "")
+        + (f", MAE {metrics['mae']:.2f} stars, {metrics['within_one_star']:.1%} within one star"
+           if "mae" in metrics else "")
         + f" ({metrics['n_test']:,} test reviews; training {metrics['train_seconds']:.1f} s, "
           f"{metrics['seconds']:.1f} s in all); saved to {output}"
     )

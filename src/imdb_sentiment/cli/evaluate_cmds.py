@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
 
+from .data_cmds import warnings_as_lines
 from .options import (
     CLEANING,
     DATA,
@@ -61,12 +63,14 @@ def evaluate(
         classifier = load_model(model, mode=mode, threshold=threshold, max_length=max_length,
                                 truncation=truncation, head_tokens=head_tokens, batch_size=batch_size,
                                 precision=precision, trust_remote_code=trust_remote_code)
-    metrics = evaluate_model(
-        classifier, data, output, max_samples=max_samples, max_length=max_length, truncation=truncation,
-        head_tokens=head_tokens, batch_size=batch_size, cleaning=cleaning, text_column=text_column,
-        label_column=label_column, seed=seed, precision=precision, overwrite=overwrite,
-        trust_remote_code=trust_remote_code, progress=True, runs_dir=runs_dir,
-    )
+    with warnings_as_lines():
+        metrics = evaluate_model(
+            classifier, data, output, max_samples=max_samples, max_length=max_length, truncation=truncation,
+            head_tokens=head_tokens, batch_size=batch_size, cleaning=cleaning, text_column=text_column,
+            label_column=label_column, seed=seed, precision=precision, overwrite=overwrite,
+            trust_remote_code=trust_remote_code, progress=sys.stderr.isatty(),  # no bar in logs
+            runs_dir=runs_dir,
+        )
     typer.echo(f"accuracy {metrics['accuracy']:.4f}  f1 {metrics['f1']:.4f}  on {metrics['n_test']} reviews "
                f"({metrics['reviews_per_second']} reviews/s)"
                + (f"  transformer share {metrics['transformer_share']:.1%}" if "transformer_share" in metrics

@@ -32,7 +32,10 @@ from .options import (
 )
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ..inference import SentimentClassifier
+    from ..ray_scoring import RayScoring
 
 
 def predict(
@@ -45,7 +48,10 @@ def predict(
     output_path: Path | None = typer.Option(
         None, "--output", "-o",
         help="With --input: where to write the input columns plus label, score, truncated and error "
-             "(.csv, .tsv, .jsonl, .json or .parquet; written atomically)."),
+             "(.csv, .tsv, .jsonl, .json or .parquet; written atomically). Without it: stdout."),
+    output_format: str | None = typer.Option(
+        None, "--format",
+        help="With --input: csv, tsv, jsonl, json or parquet (default: the --output suffix; on stdout csv)."),
     text_column: str = TEXT_COLUMN,
     as_json: bool = typer.Option(False, "--json", help="Print JSON lines (text, label, score, truncated)."),
     batch_size: int | None = BATCH_SIZE,
@@ -65,25 +71,68 @@ def predict(
         help="Say on stderr which back end and precision run the model and why (on CPUs the fastest is "
              "measured once per model and machine, then cached). Without reviews, only that."),
     trust_remote_code: bool = TRUST_REMOTE_CODE,
+    explain: bool = typer.Option(
+        False, "--explain",
+        help="Also give the words that pushed each decision, with signed weights (positive: towards "
+             "POSITIVE): exact feature contributions for nbsvm/logreg baseline folders, integrated "
+             "gradients for transformer models. With --input and --output, adds an explanation column."),
+    top: int = typer.Option(10, "--top", help="With --explain: words per review, strongest first."),
+    engine: str = typer.Option(
+        "local", "--engine",
+        help="local (this process) or ray: --input is then a file, folder or glob of parquet/CSV/JSONL "
+             "files and --output a folder of parquet parts (needs imdb-sentiment[scale])."),
+    address: str | None = typer.Option(
+        None, "--address", help="With --engine ray: join this Ray cluster (e.g. auto, ray://HOST:10001); "
+                                "default: start a local one."),
+    actors: int | None = typer.Option(
+        None, "--actors", help="With --engine ray: model replicas (default: one per CPU, or per GPU)."),
+    gpus_per_actor: float = typer.Option(
+        0.0, "--gpus-per-actor", help="With --engine ray: GPUs each replica reserves (e.g. 1 or 0.5)."),
     mode: str | None = HYBRID_MODE,
     threshold: float | None = HYBRID_THRESHOLD,
 ) -> None:
-    """Classify reviews as POSITIVE or NEGATIVE, with the probability of that label."""
-    from ..inference import check_output_file
+    """Classify reviews as POSITIVE or NEGATIVE, with the probability of that label.
+
+    With --input FILE the results are a table: in --output, or on stdout (CSV unless --format).
+    """
+    from ..inference import check_output_file, check_output_format, read_reviews
+    from ..ray_scoring import RayScoring, check_engine
 
     check_inference_choices(truncation, precision, backend, batch_size)
-    if input_path is None and output_path is not None:
-        raise UserError("--output needs --input (texts given on the command line are printed)")
+    if check_engine(engine) == "ray":
+        if input_path is None or output_path is None or texts:
+            raise UserError("--engine ray needs --input FILES and --output FOLDER (and no review texts)")
+        _predict_ray(RayScoring(
+            model=model, inputs=str(input_path), output=output_path, text_column=text_column, address=address,
+            actors=actors, gpus_per_actor=gpus_per_actor, overwrite=overwrite, progress=bool(progress),
+            classifier=dict(device=device, precision=precision, backend=backend, max_length=max_length,
+                            truncation=truncation, head_tokens=head_tokens, chunk_overlap=chunk_overlap,
+                            batch_size=batch_size, trust_remote_code=trust_remote_code)))
+        return
+    if input_path is None and (output_path is not None or output_format is not None):
+        raise UserError("--output and --format need --input (texts given on the command line are printed)")
+    reviews = None
     if input_path is not None:
         if texts:
             raise UserError("give review texts or --input FILE, not both")
-        if output_path is None:
-            raise UserError("--input needs --output FILE for the results")
         if not input_path.is_file():
             raise UserError(f"input file not found: {input_path}")
-        check_output_file(output_path, input_path, overwrite)  # fail before loading the model
-    elif not (explain_engine and not texts):
-        texts = texts or _stdin_reviews()
+        if output_path is not None:
+            check_output_file(output_path, input_path, overwrite, output_format)  # before the model loads
+        else:
+            check_output_format(output_format)
+        reviews = read_reviews(input_path, text_column)  # a bad file fails before the model loads too
+    elif texts:
+        texts = _argument_reviews(texts)
+    elif not explain_engine:
+        texts = _stdin_reviews()
+    if explain:
+        if input_path is not None and output_path is None:
+            raise UserError("--explain with --input needs --output FILE for the explanations")
+        _explain(model, texts, reviews, output_path, text_column, top, as_json, output_format, dict(
+            device=device, max_length=max_length, truncation=truncation, head_tokens=head_tokens,
+            batch_size=batch_size, trust_remote_code=trust_remote_code))
+        return
     classifier = load_classifier(model, device=device, precision=precision, backend=backend,
                                  max_length=max_length, truncation=truncation, head_tokens=head_tokens,
                                  chunk_overlap=chunk_overlap, batch_size=batch_size,
@@ -94,11 +143,25 @@ def predict(
                    f"{info['engine_reason']}", err=True)
         if not texts and input_path is None:
             return
-    if input_path is not None and output_path is not None:
+    if input_path is not None:
         _predict_file(classifier, input_path, output_path, text_column, overwrite,
-                      sys.stderr.isatty() if progress is None else progress)
+                      sys.stderr.isatty() if progress is None else progress, output_format, reviews)
     else:
         _predict_texts(classifier, texts, as_json)
+
+
+def _argument_reviews(texts: list[str]) -> list[str]:
+    """Refuse a review whose bytes are not UTF-8, as for stdin (Python keeps such bytes as
+    lone surrogates, which no tokenizer or terminal accepts)."""
+    import os
+
+    for number, text in enumerate(texts, start=1):
+        try:
+            os.fsencode(text).decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise UserError(f"review {number} on the command line is not valid UTF-8 "
+                            f"(bad byte at offset {error.start}); pass UTF-8 text") from error
+    return texts
 
 
 def _stdin_reviews() -> list[str]:
@@ -125,18 +188,22 @@ def _predict_texts(classifier: SentimentClassifier, texts: list[str], as_json: b
             record = {"text": row.text, "label": None if error else label,
                       "score": None if error else round(float(score), 6),
                       "truncated": None if error else bool(truncated), "error": error}
+            if "stars" in frame.columns:  # a model with a rating head
+                record["stars"] = None if error else float(row.stars)
             if "decided_by" in frame.columns:  # a hybrid says which part decided
                 record["decided_by"] = row.decided_by
             typer.echo(json.dumps(record, ensure_ascii=False))
         elif error:
             typer.echo(f"ERROR\t\t{error}")
         else:
-            typer.echo(f"{label}\t{score:.4f}" + ("\t(truncated)" if truncated else ""))
+            stars = f"\t{row.stars:.1f} stars" if "stars" in frame.columns else ""
+            typer.echo(f"{label}\t{score:.4f}{stars}" + ("\t(truncated)" if truncated else ""))
     _warn_bad_rows(int(frame[names[3]].notna().sum()), "line(s)")
 
 
-def _predict_file(classifier: SentimentClassifier, input_path: Path, output_path: Path, text_column: str,
-                  overwrite: bool, progress: bool) -> None:
+def _predict_file(classifier: SentimentClassifier, input_path: Path, output_path: Path | None,
+                  text_column: str, overwrite: bool, progress: bool, output_format: str | None,
+                  reviews: pd.DataFrame | None) -> None:
     from tqdm import tqdm
 
     from ..inference import predict_file
@@ -148,14 +215,67 @@ def _predict_file(classifier: SentimentClassifier, input_path: Path, output_path
             bar.refresh()
 
         summary = predict_file(classifier, input_path, output_path, text_column=text_column,
-                               overwrite=overwrite, progress=bar.update, on_rows=sized)
+                               overwrite=overwrite, progress=bar.update, on_rows=sized,
+                               output_format=output_format, reviews=reviews)
     rate = summary.scored / summary.seconds if summary.seconds > 0 else 0.0
-    typer.echo(f"predicted {summary.scored} review(s) in {summary.seconds:.1f} s ({rate:.1f} reviews/s) "
-               f"-> {output_path}", err=True)
+    typer.echo(f"predicted {summary.scored} review(s) in {_duration(summary.seconds)} "
+               f"({_three_digits(rate)} reviews/s) -> {output_path or 'stdout'}", err=True)
     if summary.columns[0] != "label":
         typer.echo(f"note: the input already has label/score columns; results are in "
                    f"{', '.join(summary.columns)}", err=True)
     _warn_bad_rows(summary.bad_rows, f"row(s) (see the {summary.columns[3]} column)")
+
+
+def _predict_ray(job: RayScoring) -> None:
+    from ..ray_scoring import score_files
+
+    summary = score_files(job)
+    rate = summary.rows / summary.seconds if summary.seconds > 0 else 0.0
+    typer.echo(f"predicted {summary.rows - summary.bad_rows} review(s) from {summary.files} file(s) on "
+               f"{summary.actors} Ray actor(s) in {_duration(summary.seconds)} "
+               f"({_three_digits(rate)} rows/s) -> {job.output}", err=True)
+    _warn_bad_rows(summary.bad_rows, f"row(s) (see the {summary.columns[3]} column)")
+
+
+def _duration(seconds: float) -> str:
+    """Three significant digits: ``4.21 ms``, ``0.153 s``, ``12.4 s``, ``95 s``."""
+    return f"{_three_digits(seconds * 1000)} ms" if seconds < 0.1 else f"{_three_digits(seconds)} s"
+
+
+def _three_digits(value: float) -> str:
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def _explain(model: str, texts: list[str] | None, reviews: pd.DataFrame | None, output_path: Path | None,
+             text_column: str, top: int, as_json: bool, output_format: str | None, options: dict) -> None:
+    """``--explain``: the strongest words per review, printed or (with --input) as a column."""
+    import pandas as pd
+
+    from ..explain import explain_frame, load_explainer
+    from ..inference import write_table
+
+    if top <= 0:
+        raise UserError(f"--top must be positive, got {top}")
+    explainer = load_explainer(model, **options)
+    if reviews is not None and output_path is not None:
+        write_table(explain_frame(explainer, reviews, text_column, top), output_path, output_format)
+        typer.echo(f"explained {len(reviews)} review(s) ({explainer.method}) -> {output_path}", err=True)
+        return
+    frame = explain_frame(explainer, pd.DataFrame({"text": texts}), "text", top)
+    for row in frame.to_dict("records"):
+        for key in ("label", "explanation", "error"):  # pandas may hold "none" as NaN
+            row[key] = row[key] if isinstance(row[key], str) else None
+        words = json.loads(row["explanation"]) if row["explanation"] else None
+        if as_json:
+            record = {key: row[key] for key in ("text", "label", "score", "stars", "error") if key in row}
+            typer.echo(json.dumps({**record, "explanation": words}, ensure_ascii=False))
+        elif row["error"]:
+            typer.echo(f"ERROR\t\t{row['error']}")
+        else:
+            stars = f"\t{row['stars']:.1f} stars" if row.get("stars") is not None else ""
+            pairs = ", ".join(f"{word} {weight:+.3f}" for word, weight in words)
+            typer.echo(f"{row['label']}\t{row['score']:.4f}{stars}\t{pairs}")
+    _warn_bad_rows(int(frame["error"].notna().sum()), "line(s)")
 
 
 def _warn_bad_rows(count: int, what: str) -> None:

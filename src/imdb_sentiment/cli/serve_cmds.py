@@ -43,6 +43,10 @@ def serve(
     precision: str = PRECISION,
     backend: str = BACKEND,
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level (warning: no access log)."),
+    show_model_path: bool = typer.Option(
+        False, "--show-model-path",
+        help="Name the model by its full local path in responses and /info (default: the folder name, "
+             "which tells clients nothing about the server's files)."),
     trust_remote_code: bool = TRUST_REMOTE_CODE,
     mode: str | None = HYBRID_MODE,
     threshold: float | None = HYBRID_THRESHOLD,
@@ -60,7 +64,7 @@ def serve(
                                  chunk_overlap=chunk_overlap, batch_size=batch_size,
                                  trust_remote_code=trust_remote_code, mode=mode, threshold=threshold)
     limits: dict[str, Any] = {"max_texts": max_texts, "max_chars": max_chars, "max_batch": max_batch,
-                              "max_wait_ms": max_wait_ms}
+                              "max_wait_ms": max_wait_ms, "show_paths": show_model_path}
     run_server(classifier, host, port, log_level=log_level, **limits)
 
 

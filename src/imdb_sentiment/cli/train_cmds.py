@@ -59,6 +59,9 @@ def train(
     head_tokens: int | None = typer.Option(None, "--head-tokens", help=HEAD_TOKENS_HELP),
     precision: str | None = typer.Option(
         None, "--precision", help="auto (bf16 on GPUs and CPUs that support it, else fp32), bf16 or fp32."),
+    target: str | None = typer.Option(
+        None, "--target",
+        help="label (polarity) or rating (polarity plus a 1-10 star rating output; needs a rating column)."),
     seed: int | None = _unset(SEED),
     validation_size: float | None = _unset(VALIDATION_SIZE),
     group_column: str | None = _unset(GROUP_COLUMN),
@@ -89,7 +92,7 @@ def train(
     Settings: the preset, then the --config file, then the options given here. The resolved run
     is saved as OUTPUT/train_config.toml, so `train --config OUTPUT/train_config.toml` repeats it.
     """
-    from .. import training
+    from .. import distributed, training
     from ..modeling import default_device
 
     quiet_model_loading()
@@ -97,10 +100,12 @@ def train(
         learning_rate=learning_rate, epochs=epochs, batch_size=batch_size, eval_batch_size=eval_batch_size,
         warmup=warmup, weight_decay=weight_decay, max_length=max_length, truncation=truncation,
         head_tokens=head_tokens, precision=precision, seed=seed, validation_size=validation_size,
-        group_column=group_column, max_train_samples=max_train_samples, max_eval_samples=max_eval_samples,
+        max_train_samples=max_train_samples, max_eval_samples=max_eval_samples, target=target,
+        group_column=group_column,
     ), dict(model=model, data=data, cleaning=cleaning, text_column=text_column, label_column=label_column,
             max_test_samples=max_test_samples))
-    if run["max_test_samples"] is None and not no_test and default_device() == "cpu":
+    if (run["max_test_samples"] is None and not no_test and default_device() == "cpu"
+            and distributed.is_main()):
         typer.echo("note: scoring the final model on the whole test split takes a while on a CPU; "
                    "--max-test-samples N scores a subset, --no-test skips it", err=True)
     result = training.train(
@@ -110,6 +115,8 @@ def train(
         cleaning=run["cleaning"], text_column=run["text_column"], label_column=run["label_column"],
         preset=run["preset"], trust_remote_code=trust_remote_code, runs_dir=runs_dir,
     )
+    if not distributed.is_main():  # under torchrun: one summary and one upload, from the main process
+        return
     _print_summary(result)
     if push_to_hub:
         training.push_model(output, push_to_hub)
@@ -150,6 +157,8 @@ def _print_summary(result: TrainResult) -> None:
     if result.test_metrics:
         test = result.test_metrics
         parts.append(f"test accuracy {test['accuracy']:.4f} on {test['n_test']} reviews")
+        if test.get("mae") is not None:
+            parts.append(f"MAE {test['mae']:.2f} stars, {test['within_one_star']:.1%} within one star")
     resumed = " (after resuming)" if result.extra.get("resumed_from") else ""
     parts.append(f"trained in {result.train_seconds:.0f} s{resumed}")
     typer.echo("  ".join(parts) + f"  -> {result.output_dir}")

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..artifacts import atomic_output_dir, write_json
+from ..artifacts import atomic_output_dir, check_output_dir, check_writable, write_json
 from ..errors import UserError
 
 ONNX_META = "onnx_export.json"
@@ -43,6 +43,7 @@ def export_onnx(model: str | os.PathLike[str], output: str | os.PathLike[str], *
         raise UserError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}, not {quantize!r}")
     if not 9 <= opset <= 20:
         raise UserError(f"--opset must be between 9 and 20, got {opset}")
+    check_output_dir(output, overwrite, inputs=(model,))  # before the slow load and export
     classifier, tokenizer = load_classifier(model, trust_remote_code=trust_remote_code)
     names = [name for name in INPUT_NAMES if name in tokenizer.model_input_names]
     with atomic_output_dir(output, overwrite=overwrite) as folder:
@@ -197,11 +198,18 @@ def cached_export(model: str | os.PathLike[str], quantize: str | None = "int8",
     """
     import logging
 
+    from ..modeling import check_weight_files
 
     folder = Path(model).expanduser()
     target = cache_root() / "onnx" / cache_key(folder, quantize)
     if (target / ONNX_META).is_file() and (target / "model.onnx").is_file():
         return target, False
+    check_weight_files(folder)  # a damaged model fails before the export is announced
+    try:
+        check_writable(target)
+    except UserError as error:
+        raise UserError(f"cannot write the ONNX cache ({error}); set {CACHE_ENV} to a writable folder "
+                        "or use --backend torch") from error
     logging.getLogger("imdb_sentiment").warning(
         "preparing a one-time %s ONNX Runtime copy of %s for fast CPU prediction (cached in %s)",
         quantize or "fp32", folder, target)

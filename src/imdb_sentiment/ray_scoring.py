@@ -1,0 +1,243 @@
+"""Score big corpora with Ray Data: many files in, partitioned parquet out, one model load per actor.
+
+The files (a folder, a glob or one file; parquet, CSV or JSONL) become one Ray dataset read by
+Ray's own readers; ``map_batches`` sends batches of rows to a fixed pool of actors, each of which
+loads the classifier once and scores with the same :func:`inference.predict_frame` as
+single-process ``predict``, so the output parquet parts hold the same columns (input columns plus
+label, score, truncated, error) and a bad row gets its ``error`` instead of stopping the job.
+Row order is not kept across parts: join on an id column. On a cluster, the model, the inputs and
+the output folder must be paths every node can read (or write): a shared file system.
+"""
+
+from __future__ import annotations
+
+import glob
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+ENGINES = ("local", "ray")
+"""``predict --engine``: this process, or a Ray cluster (local or joined with ``--address``)."""
+RAY_SUFFIXES = (".parquet", ".csv", ".tsv", ".jsonl", ".json", ".txt")
+INSTALL_HINT = "pip install 'imdb-sentiment[scale]'"
+IO_TASK = {"num_cpus": 0}
+"""Reading and writing reserve no CPU: the actors take them all, and I/O tasks waiting for a free
+CPU behind a full actor pool would never run."""
+
+
+@dataclass
+class RayScoring:
+    """One ``predict --engine ray`` job; ``classifier`` holds ``SentimentClassifier.load`` options."""
+
+    model: str
+    inputs: str
+    output: Path
+    text_column: str = "text"
+    address: str | None = None
+    actors: int | None = None
+    """Actor pool size; default: as many as the cluster's CPUs (or GPUs) allow."""
+    cpus_per_actor: float = 1.0
+    gpus_per_actor: float = 0.0
+    rows_per_batch: int = 256
+    overwrite: bool = False
+    progress: bool = False
+    classifier: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RaySummary:
+    files: int
+    rows: int
+    bad_rows: int
+    seconds: float
+    actors: int
+    columns: list[str]
+    """Names of the added columns (``predicted_`` prefixed when the input already had them)."""
+
+
+def check_engine(engine: str) -> str:
+    if engine not in ENGINES:
+        raise UserError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    return engine
+
+
+def expand_inputs(pattern: str) -> list[Path]:
+    """The input files: one file, every parquet/CSV/JSONL file under a folder, or a glob's matches."""
+    path = Path(pattern).expanduser()
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in RAY_SUFFIXES)
+    elif path.is_file():
+        files = [path]
+    else:
+        files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+    if not files:
+        raise UserError(f"no input files match {pattern}")
+    unsupported = sorted({p.suffix or "(none)" for p in files if p.suffix.lower() not in RAY_SUFFIXES})
+    if unsupported:
+        raise UserError(f"--engine ray reads {', '.join(RAY_SUFFIXES)} files, not {', '.join(unsupported)}")
+    return [p.resolve() for p in files]  # actors may run in other folders (or on other machines)
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ModuleNotFoundError as error:
+        raise UserError(f"--engine ray needs Ray: {INSTALL_HINT}") from error
+    return ray
+
+
+def score_files(job: RayScoring) -> RaySummary:
+    """Score every row of ``job.inputs`` on Ray into parquet parts in ``job.output`` (atomically)."""
+    from .artifacts import atomic_output_dir, check_output_dir
+
+    files = expand_inputs(job.inputs)
+    check_output_dir(job.output, job.overwrite)
+    if job.rows_per_batch <= 0 or (job.actors is not None and job.actors <= 0):
+        raise UserError("--actors and the rows per batch must be positive")
+    model = _resolved_model(job)
+    ray = import_ray()
+    started_here = _connect(ray, job.address)
+    try:
+        dataset = _read(ray, files, job.text_column, job.progress)
+        actors = job.actors or _default_actors(ray, job)
+        scored = dataset.map_batches(
+            _Scorer, fn_constructor_args=(model, job.classifier, job.text_column, job.cpus_per_actor),
+            batch_format="pandas", batch_size=job.rows_per_batch,
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            num_cpus=job.cpus_per_actor, num_gpus=job.gpus_per_actor)
+        started = time.perf_counter()
+        with atomic_output_dir(job.output, job.overwrite) as folder:
+            try:
+                scored.write_parquet(str(folder), ray_remote_args=IO_TASK)
+            except Exception as error:  # a bad file or model option inside a task: show its one line
+                raise _user_error(error) or error from error
+        seconds = time.perf_counter() - started
+    finally:
+        if started_here:
+            ray.shutdown()
+    rows, bad, names = _count(Path(job.output))
+    return RaySummary(len(files), rows, bad, seconds, actors, names)
+
+
+def _resolved_model(job: RayScoring) -> str:
+    """Load the model once here: bad options fail in one line, and an ONNX export is cached once."""
+    from .inference import SentimentClassifier
+
+    local = Path(job.model).expanduser()
+    model = str(local.resolve()) if local.exists() else job.model
+    options = dict(job.classifier)
+    if job.gpus_per_actor > 0:  # this process may have no GPU; the actors' device is checked there
+        options["device"] = "cpu"
+    SentimentClassifier.load(model, **options)
+    return model
+
+
+def _connect(ray: Any, address: str | None) -> bool:
+    """Join ``address`` (or start a local instance); True when this call started it."""
+    if ray.is_initialized():
+        return False
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    except Exception as error:
+        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+        raise UserError(f"cannot start or reach {where}: {_first_line(error)}") from error
+    return True
+
+
+def _read(ray: Any, files: list[Path], text_column: str, progress: bool) -> Any:
+    """One dataset block per file, each read by :func:`inference.read_reviews` as `predict` reads it."""
+    import logging
+
+    ray.data.DataContext.get_current().enable_progress_bars = progress
+    if not progress:  # the one-line summary says what happened; Ray Data's plan logs would bury it
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
+    paths = ray.data.from_items([{"path": str(path)} for path in files], override_num_blocks=len(files))
+    return paths.map_batches(_read_files, batch_size=1, batch_format="pandas", **IO_TASK,
+                             fn_kwargs={"text_column": text_column})
+
+
+def _read_files(batch: pd.DataFrame, text_column: str) -> pd.DataFrame:
+    import pandas as pd
+
+    from .inference import read_reviews
+
+    return pd.concat([read_reviews(Path(path), text_column) for path in batch["path"]], ignore_index=True)
+
+
+def _default_actors(ray: Any, job: RayScoring) -> int:
+    resources = ray.cluster_resources()
+    if job.gpus_per_actor > 0:
+        return max(1, int(resources.get("GPU", 0) // job.gpus_per_actor))
+    return max(1, int(resources.get("CPU", 1) // job.cpus_per_actor))
+
+
+class _Scorer:
+    """A Ray actor: loads the classifier once, then scores batch after batch."""
+
+    def __init__(self, model: str, options: dict[str, Any], text_column: str, cpus: float) -> None:
+        import torch
+
+        from .inference import SentimentClassifier
+
+        torch.set_num_threads(max(1, int(cpus)))  # one thread per reserved CPU: actors do not fight
+        self.classifier = SentimentClassifier.load(model, **options)
+        self.text_column = text_column
+
+    def __call__(self, batch: pd.DataFrame) -> pa.Table:
+        import pyarrow as pa
+
+        from .inference import predict_frame
+
+        out, names = predict_frame(self.classifier, batch, self.text_column)
+        # Fixed types, so a part with no errors (or only errors) has the same schema as the others.
+        table = pa.Table.from_pandas(out, preserve_index=False)
+        for name, kind in zip(names, (pa.string(), pa.float64(), pa.bool_(), pa.string()), strict=True):
+            index = table.schema.get_field_index(name)
+            table = table.set_column(index, name, table.column(index).cast(kind))
+        return table
+
+
+def _count(folder: Path) -> tuple[int, int, list[str]]:
+    """Rows, bad rows and the added column names, read back from the written parts."""
+    import pyarrow.parquet as pq
+
+    parts = sorted(folder.glob("*.parquet"))
+    if not parts:  # no rows in the input
+        return 0, 0, _added_columns([])
+    names = _added_columns(pq.read_schema(parts[0]).names)
+    errors = pq.read_table(folder, columns=[names[3]]).column(0)
+    return len(errors), len(errors) - errors.null_count, names
+
+
+def _added_columns(columns: list[str]) -> list[str]:
+    from .inference import OUTPUT_COLUMNS
+
+    prefixed = [f"predicted_{name}" for name in OUTPUT_COLUMNS]
+    return prefixed if all(name in columns for name in prefixed) else list(OUTPUT_COLUMNS)
+
+
+def _user_error(error: BaseException) -> UserError | None:
+    """The ``UserError`` a Ray task raised, found through Ray's wrapping exceptions."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, UserError):
+            return UserError(str(current))
+        pending += [current.__cause__, getattr(current, "cause", None)]
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__
