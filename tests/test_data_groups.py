@@ -40,11 +40,13 @@ def test_load_splits_and_baseline_record_the_group_column(tmp_path) -> None:
     from imdb_sentiment.artifacts import read_json
     from imdb_sentiment.baselines import run_baseline
 
-    frame().to_parquet(tmp_path / "train.parquet")
-    frame(60).assign(id=lambda f: "test/" + f["id"]).to_parquet(tmp_path / "test.parquet")
-    splits = load_splits(tmp_path, group_column="movie", validation_size=0.2)
+    data = tmp_path / "data"
+    data.mkdir()
+    frame().to_parquet(data / "train.parquet")
+    frame(60).assign(id=lambda f: "test/" + f["id"]).to_parquet(data / "test.parquet")
+    splits = load_splits(data, group_column="movie", validation_size=0.2)
     assert set(splits["train"]["movie"]).isdisjoint(splits["validation"]["movie"])
-    run_baseline(tmp_path, "logreg", tmp_path / "out", group_column="movie", validation_size=0.2)
+    run_baseline(data, "logreg", tmp_path / "out", group_column="movie", validation_size=0.2)
     metrics = read_json(tmp_path / "out" / "metrics.json")
     assert metrics["group_column"] == "movie" and metrics["n_validation"] == len(splits["validation"])
 
