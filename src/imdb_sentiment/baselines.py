@@ -271,6 +271,7 @@ def run_baseline(
     label_column: str = "label",
     validation_size: float = 0.1,
     test_size: float = 0.2,
+    group_column: str | None = None,
     params: dict[str, Any] | None = None,
     runs_dir: str | Path | None = None,
     progress: Progress | None = None,
@@ -289,7 +290,8 @@ def run_baseline(
     with _step(progress, f"loading {data}", announce=False):  # bad data: the error line alone
         frames = load_splits(data, text_column=text_column, label_column=label_column,
                              validation_size=validation_size, test_size=test_size, seed=seed,
-                             cleaning=cleaning, require=("train", "test"), report=report)  # type: ignore[arg-type]
+                             cleaning=cleaning, require=("train", "test"), report=report,  # type: ignore[arg-type]
+                             group_column=group_column)
     _check_labels(frames["train"])
     target = "label"
     if model in RATING_MODELS:
@@ -318,6 +320,8 @@ def run_baseline(
         "skipped_empty": report.skipped_empty,
         "data": str(data),
         "seed": seed,
+        "validation_size": validation_size,
+        "group_column": group_column,
         "cleaning": cleaning,
         "params": _params(fitted),
     })
@@ -343,7 +347,7 @@ def _log_run(runs_dir: str | Path, model: str, metrics: dict[str, Any], output: 
     from .tracking import log_run
 
     params = {"data": metrics["data"], "seed": metrics["seed"], "cleaning": metrics["cleaning"],
-              **metrics["params"]}
+              "group_column": metrics["group_column"], **metrics["params"]}
     scores = {key: value for key, value in metrics.items() if key != "params"}
     log_run(runs_dir, stage="baseline", model=model, params=params, metrics=scores,
             duration=metrics["seconds"], artifacts=[output / "metrics.json", output / "model"])

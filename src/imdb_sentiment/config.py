@@ -106,6 +106,8 @@ class TrainConfig:
     """``torch.compile`` the model; off because varying batch shapes cause recompilation."""
     seed: int = 42
     validation_size: float = 0.1
+    group_column: str | None = None
+    """Carve validation by whole groups of this column (``movie``) instead of by review."""
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     gradient_accumulation_steps: int = 1

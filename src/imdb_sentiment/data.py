@@ -40,6 +40,9 @@ DEFAULT_SOURCE = "stanfordnlp/imdb"
 SPLITS = ("train", "validation", "test")
 FILE_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json", ".tsv")
 LABEL_NAMES = ("negative", "positive")
+GROUP_COLUMNS = ("movie",)
+"""Columns a validation split may be carved by (``--group-column``): reviews of one movie share
+names and titles, which a bag-of-words model memorises, so they should sit on one side only."""
 Cleaning = Literal["basic", "none", "study"]
 CLEANINGS = ("basic", "none", "study")
 
@@ -190,7 +193,7 @@ def _json_problem(raw: str, array: bool) -> str | None:
 
 def _standardize(frame: pd.DataFrame, split: str, text_column: str, label_column: str | None,
                  where: str) -> pd.DataFrame:
-    """Rename to id/text/label(/rating) and check types; labels optional (prediction inputs)."""
+    """Rename to id/text/label(/rating, group columns), check types; labels optional (prediction inputs)."""
     out = pd.DataFrame()
     texts = frame[text_column]
     non_text = texts.map(lambda v: v is not None and not isinstance(v, str))
@@ -206,6 +209,9 @@ def _standardize(frame: pd.DataFrame, split: str, text_column: str, label_column
         out["label"] = normalize_labels(frame[label_column], where)
     if "rating" in frame.columns and "rating" not in (text_column, label_column):
         out["rating"] = pd.to_numeric(frame["rating"], errors="coerce").fillna(0).astype(int).to_numpy()
+    for column in GROUP_COLUMNS:  # kept so validation can be carved by group
+        if column in frame.columns and column not in (text_column, label_column):
+            out[column] = frame[column].astype(str).to_numpy()
     return out
 
 
@@ -344,13 +350,17 @@ def read_source(source: str | Path, text_column: str = "text", label_column: str
 # --------------------------------------------------------------------------- splitting
 
 
-def carve_split(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def carve_split(frame: pd.DataFrame, fraction: float, seed: int, group_column: str | None = None,
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split ``frame`` into (rest, carved): seeded, stratified by label, duplicates kept together.
 
     Identical texts always land on the same side so the carved split never leaks into the rest.
+    With ``group_column`` whole groups (e.g. all reviews of a movie) are carved instead.
     """
     if not 0 < fraction < 1:
         raise UserError(f"split fraction must be in (0, 1), got {fraction}")
+    if group_column is not None:
+        return _carve_groups(frame, fraction, seed, group_column)
     groups = frame["text"].map(_text_key)
     first = frame.assign(_group=groups).drop_duplicates("_group")
     rng = np.random.default_rng(seed)
@@ -365,6 +375,26 @@ def carve_split(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.Dat
     if mask.all() or not mask.any():
         raise UserError(f"too few reviews ({len(frame)}) to carve a {fraction:.0%} split")
     return frame[~mask].reset_index(drop=True), frame[mask].reset_index(drop=True)
+
+
+def _carve_groups(frame: pd.DataFrame, fraction: float, seed: int, column: str,
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Carve whole groups, in seeded random order, until ``fraction`` of the reviews is reached."""
+    check_group_column(frame, column)
+    sizes = frame[column].value_counts(sort=False)
+    order = np.random.default_rng(seed).permutation(np.sort(sizes.index.to_numpy()))
+    reached = np.cumsum(sizes[order].to_numpy()) <= round(len(frame) * fraction)
+    mask = frame[column].isin(set(order[reached])).to_numpy()
+    if mask.all() or not mask.any():
+        raise UserError(f"too few {column} groups ({len(sizes)}) to carve a {fraction:.0%} split")
+    return frame[~mask].reset_index(drop=True), frame[mask].reset_index(drop=True)
+
+
+def check_group_column(frame: pd.DataFrame, column: str) -> None:
+    if column not in GROUP_COLUMNS:
+        raise UserError(f"group column must be one of {', '.join(GROUP_COLUMNS)}, not {column!r}")
+    if column not in frame.columns:
+        raise UserError(f"the data has no {column!r} column to carve validation by")
 
 
 def _text_key(text: str) -> str:
@@ -398,8 +428,11 @@ def load_splits(
     cleaning: Cleaning = "basic",
     require: Iterable[str] = ("train", "test"),
     report: LoadReport | None = None,
+    group_column: str | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Load ``source`` into cleaned ``train`` / ``validation`` / ``test`` data frames.
+
+    ``group_column`` (e.g. ``movie``) carves validation by whole groups rather than by review.
 
     ``require`` names the splits the caller needs; a missing one is a clear error. Empty or
     whitespace-only reviews are skipped with a warning (counted in ``report``).
@@ -421,7 +454,8 @@ def load_splits(
         report.test_carved = True
     _check_required(frames, [split for split in require if split != "validation"], source)
     if "validation" not in frames and "train" in frames and validation_size > 0:
-        frames["train"], frames["validation"] = carve_split(frames["train"], validation_size, seed)
+        frames["train"], frames["validation"] = carve_split(frames["train"], validation_size, seed,
+                                                            group_column)
     _check_required(frames, require, source)
     if cleaning != "none":
         for split, frame in frames.items():

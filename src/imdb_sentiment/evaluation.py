@@ -158,6 +158,7 @@ def evaluate_model(
     (default: chosen for the device, see :class:`SentimentClassifier`).
     With ``output``, writes ``metrics.json`` and ``predictions.parquet`` there atomically; with
     ``runs_dir``, records the run there (as every stage does: see ``tracking``).
+    A loaded hybrid (:func:`imdb_sentiment.hybrid.load_model`) adds ``transformer_share``.
     """
     from .artifacts import atomic_output_dir, check_output_dir
     from .data import subsample
@@ -172,7 +173,12 @@ def evaluate_model(
     classifier = model if isinstance(model, _classifier_type()) else _load_classifier(
         model, max_length=max_length, truncation=truncation, head_tokens=head_tokens,
         batch_size=batch_size, device=device, precision=precision, trust_remote_code=trust_remote_code)
+    sent_before = getattr(classifier, "transformer_reviews", None)  # hybrids count what they send on
     metrics, predictions = score_frame(classifier, frame, batch_size=batch_size, progress=progress)
+    if sent_before is not None:
+        sent = classifier.transformer_reviews - sent_before  # type: ignore[attr-defined]
+        metrics.update(transformer_share=round(sent / max(len(frame), 1), 4),
+                       hybrid=classifier.info().get("hybrid"))
     metrics.update(
         model=classifier.name, data=str(data) if isinstance(data, str | os.PathLike) else None,
         max_length=classifier.max_length, truncation=classifier.truncation,

@@ -166,6 +166,8 @@ class Details:
     """Model windows per text (more than one only with ``chunks``)."""
     stars: np.ndarray | None = None
     """Predicted star rating (1-10) per text, from models trained with ``--target rating``."""
+    decided_by: np.ndarray | None = None
+    """Hybrid models only: ``screen``, ``transformer`` or ``blend`` per text."""
 
 
 class SentimentClassifier:
@@ -604,6 +606,11 @@ def predict_frame(classifier: SentimentClassifier, frame: pd.DataFrame, text_col
     out = frame.copy()
     for name, values in zip(names, (labels, scores, truncated, problems), strict=True):
         out[name] = values
+    if details.decided_by is not None:  # a hybrid: which part decided each review
+        decided: list[str | None] = [None] * len(frame)
+        for slot, i in enumerate(good):
+            decided[i] = str(details.decided_by[slot])
+        out[f"{names[0].removesuffix('label')}decided_by"] = decided
     if details.stars is not None:  # a rating model: stars after the score
         stars = np.full(len(frame), np.nan)
         stars[good] = np.round(details.stars, 2)

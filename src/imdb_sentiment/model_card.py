@@ -134,3 +134,35 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def render_hybrid_card(settings: Any, metrics: dict[str, Any]) -> str:
+    """README.md of a hybrid folder: its parts, what validation chose, how to use it."""
+    accuracy = metrics.get("validation_accuracy", {})
+    rows = "\n".join(f"| {name} | {value:.4f} |" for name, value in accuracy.items())
+    return f"""# imdb-sentiment hybrid classifier
+
+A bag-of-words screen (`{settings.baseline}`) in front of a fine-tuned transformer
+(`{settings.transformer}`). Default mode: **{settings.mode}** (auto: cascade on a CPU, ensemble on a GPU).
+
+* ensemble: a logistic stacker on both parts' log-odds (screen weight {settings.stacker.weight:.3f}:
+  `{settings.stacker.screen:.3f}·logit(p_screen) + {settings.stacker.transformer:.3f}·logit(p_transformer)
+  + {settings.stacker.bias:.3f}`);
+* cascade: the screen decides where |p - 0.5| > **{settings.threshold:.2f}**, the other reviews get the
+  {settings.fallback} ({metrics.get("validation_transformer_share", 0):.1%} of validation reviews went to
+  the transformer at the threshold validation chose, {metrics.get("chosen_threshold")}).
+
+Chosen on {metrics.get("n_validation")} validation reviews (seed {metrics.get("seed")}, group column
+{metrics.get("group_column")}); the test split played no part.
+
+| validation | accuracy |
+|---|---|
+{rows}
+
+See `validation_curve.png` (accuracy and transformer share against the threshold).
+
+```
+imdb-sentiment predict -m THIS_FOLDER "A wonderful film."          # --mode/--threshold override
+imdb-sentiment evaluate -m THIS_FOLDER --data ../shared/data/imdb -o eval/   # adds transformer_share
+```
+"""

@@ -89,3 +89,24 @@ def plot_importances(importances: dict[str, float], path: Path) -> Path:
     ax.set_xlabel("importance (fANOVA, share of variance in validation accuracy)")
     figure.savefig(path)
     return path
+
+
+def plot_cascade_curve(curve: Sequence[dict[str, float]], transformer_accuracy: float, chosen: float,
+                       path: str | os.PathLike[str]) -> Path:
+    """Hybrid cascade on validation: accuracy and the transformer's share against the threshold."""
+    figure, ax = new_figure(6.4, 4.2)
+    thresholds = [point["threshold"] for point in curve]
+    ax.plot(thresholds, [point["accuracy"] for point in curve], color="tab:blue", label="cascade accuracy")
+    ax.axhline(transformer_accuracy, color="tab:blue", linestyle=":", label="transformer alone")
+    ax.axvline(chosen, color="grey", linestyle="--", label=f"chosen threshold {chosen:.2f}")
+    ax.set_xlabel("threshold (the screen decides where |p - 0.5| exceeds it)")
+    ax.set_ylabel("validation accuracy")
+    share = ax.twinx()
+    share.plot(thresholds, [point["transformer_share"] for point in curve], color="tab:orange",
+               label="sent to the transformer")
+    share.set_ylabel("share sent to the transformer", color="tab:orange")
+    share.set_ylim(0, 1.02)
+    lines = ax.get_legend_handles_labels()[0] + share.get_legend_handles_labels()[0]
+    ax.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="lower right")
+    figure.savefig(path)
+    return Path(path)

@@ -32,7 +32,8 @@ from .tracking import RunRecord
 if TYPE_CHECKING:
     import optuna
 
-STAGE_ORDER = ("baseline", "pretrained", "evaluate", "train", "fine-tuned", "tune-trial", "tuned", "ready")
+STAGE_ORDER = ("baseline", "pretrained", "evaluate", "train", "fine-tuned", "tune-trial", "tuned", "ready",
+               "hybrid")
 STAGE_TITLES = {
     "baseline": "Baseline (bag of words)",
     "pretrained": "Pretrained classifier",
@@ -42,6 +43,7 @@ STAGE_TITLES = {
     "tune-trial": "Tuning trial (best)",
     "tuned": "Tuned, retrained",
     "ready": "Ready fine-tuned model",
+    "hybrid": "Hybrid (screen + transformer)",
 }
 MAX_ROC_CURVES = 8
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")

@@ -165,7 +165,8 @@ class MicroBatcher:
 def _slice(details: Details, start: int, end: int) -> Details:
     return Details(details.probabilities[start:end], details.tokens[start:end],
                    details.truncated[start:end], details.windows[start:end],
-                   None if details.stars is None else details.stars[start:end])
+                   decided_by=None if details.decided_by is None else details.decided_by[start:end],
+                   stars=None if details.stars is None else details.stars[start:end])
 
 
 # --------------------------------------------------------------------------- API schema
@@ -181,6 +182,8 @@ class PredictionOut(BaseModel):
     score: float = Field(..., description="Probability of that label.")
     truncated: bool = Field(..., description="True when tokens beyond the model's length were dropped.")
     stars: float | None = Field(None, description="Predicted 1-10 star rating (models with a rating head).")
+    decided_by: str | None = Field(
+        None, description="Hybrid models: which part decided (screen, transformer or blend).")
 
 
 class PredictResponse(BaseModel):
@@ -270,10 +273,11 @@ def create_app(classifier: SentimentClassifier, *, max_texts: int = DEFAULT_MAX_
         texts = _check_request(request.texts, max_texts, max_chars)
         details = await asyncio.wrap_future(batcher.submit(texts))
         stars = [None] * len(texts) if details.stars is None else [round(float(v), 2) for v in details.stars]
+        decided = [None] * len(texts) if details.decided_by is None else details.decided_by.tolist()
         predictions = [
-            PredictionOut(**item, truncated=bool(cut), stars=star)
-            for item, cut, star in zip(to_predictions(details.probabilities), details.truncated, stars,
-                                       strict=True)
+            PredictionOut(**item, truncated=bool(cut), stars=star, decided_by=who)
+            for item, cut, star, who in zip(to_predictions(details.probabilities), details.truncated, stars,
+                                            decided, strict=True)
         ]
         return PredictResponse(predictions=predictions, model=model_name,
                                truncation=classifier.truncation)

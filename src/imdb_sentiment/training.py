@@ -295,11 +295,12 @@ def _splits(data: DataSource, config: TrainConfig, *, cleaning: str, text_column
             raise UserError(f"data has no {' or '.join(missing)} split")
         if "validation" not in frames:
             frames["train"], frames["validation"] = carve_split(frames["train"], config.validation_size,
-                                                                config.seed)
+                                                                config.seed, config.group_column)
     else:
         frames = load_splits(data, text_column=text_column, label_column=label_column,
                              validation_size=config.validation_size, seed=config.seed,
-                             cleaning=cleaning, require=need)  # type: ignore[arg-type]
+                             cleaning=cleaning, require=need,  # type: ignore[arg-type]
+                             group_column=config.group_column)
     frames["train"] = subsample(frames["train"], config.max_train_samples, config.seed)
     frames["validation"] = subsample(frames["validation"], config.max_eval_samples, config.seed)
     if evaluate_test:

@@ -47,6 +47,7 @@ def _register_commands() -> None:
         data_cmds,
         evaluate_cmds,
         export_cmds,
+        hybrid_cmds,
         predict_cmds,
         quickstart_cmds,
         report_cmds,
@@ -57,7 +58,8 @@ def _register_commands() -> None:
     )
 
     for module in (data_cmds, baseline_cmds, evaluate_cmds, adapt_cmds, train_cmds, tune_cmds, runs_cmds,
-                   report_cmds, predict_cmds, export_cmds, serve_cmds, quickstart_cmds):
+                   report_cmds, predict_cmds, export_cmds, serve_cmds, quickstart_cmds,
+                   hybrid_cmds):
         module.register(app)
 
 

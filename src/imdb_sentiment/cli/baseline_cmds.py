@@ -27,6 +27,7 @@ def baseline(
     label_column: str = options.LABEL_COLUMN,
     validation_size: float = options.VALIDATION_SIZE,
     test_size: float = TEST_SIZE,
+    group_column: str | None = options.GROUP_COLUMN,
 ) -> None:
     from ..baselines import run_baseline
 
@@ -34,7 +35,8 @@ def baseline(
         metrics = run_baseline(
             data, model, output, overwrite=overwrite, seed=seed, cleaning=cleaning,
             text_column=text_column, label_column=label_column, validation_size=validation_size,
-            test_size=test_size, runs_dir=runs_dir, progress=lambda line: typer.echo(line, err=True),
+            test_size=test_size, group_column=group_column, runs_dir=runs_dir,
+            progress=lambda line: typer.echo(line, err=True),
         )
     validation = metrics["validation_accuracy"]
     typer.echo(

@@ -13,6 +13,8 @@ from .options import (
     CLEANING,
     DATA,
     HEAD_TOKENS_HELP,
+    HYBRID_MODE,
+    HYBRID_THRESHOLD,
     LABEL_COLUMN,
     MODEL_HELP,
     OUTPUT,
@@ -46,21 +48,33 @@ def evaluate(
     overwrite: bool = OVERWRITE,
     runs_dir: Path | None = RUNS_DIR,
     trust_remote_code: bool = TRUST_REMOTE_CODE,
+    mode: str | None = HYBRID_MODE,
+    threshold: float | None = HYBRID_THRESHOLD,
 ) -> None:
     """Score a sentiment classifier on the test split: metrics.json and predictions.parquet."""
+    from ..artifacts import check_output_dir
     from ..evaluation import evaluate_model
+    from ..hybrid import is_hybrid, load_model
 
     quiet_model_loading()
+    classifier = model
+    if is_hybrid(model) or mode is not None or threshold is not None:  # loaded here: a plain model is refused
+        check_output_dir(output, overwrite)  # before the slow load
+        classifier = load_model(model, mode=mode, threshold=threshold, max_length=max_length,
+                                truncation=truncation, head_tokens=head_tokens, batch_size=batch_size,
+                                precision=precision, trust_remote_code=trust_remote_code)
     with warnings_as_lines():
         metrics = evaluate_model(
-            model, data, output, max_samples=max_samples, max_length=max_length, truncation=truncation,
+            classifier, data, output, max_samples=max_samples, max_length=max_length, truncation=truncation,
             head_tokens=head_tokens, batch_size=batch_size, cleaning=cleaning, text_column=text_column,
             label_column=label_column, seed=seed, precision=precision, overwrite=overwrite,
             trust_remote_code=trust_remote_code, progress=sys.stderr.isatty(),  # no bar in logs
             runs_dir=runs_dir,
         )
     typer.echo(f"accuracy {metrics['accuracy']:.4f}  f1 {metrics['f1']:.4f}  on {metrics['n_test']} reviews "
-               f"({metrics['reviews_per_second']} reviews/s)  -> {output}")
+               f"({metrics['reviews_per_second']} reviews/s)"
+               + (f"  transformer share {metrics['transformer_share']:.1%}" if "transformer_share" in metrics
+                  else "") + f"  -> {output}")
 
 
 def register(app: typer.Typer) -> None:

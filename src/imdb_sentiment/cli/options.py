@@ -29,6 +29,11 @@ CLEANING = typer.Option(
 )
 SEED = typer.Option(42, "--seed", help="Seed for splits, sampling and training.")
 VALIDATION_SIZE = typer.Option(0.1, "--validation-size", help="Fraction of train held out for validation.")
+GROUP_COLUMN = typer.Option(
+    None, "--group-column",
+    help="Carve validation by whole groups of this column (movie: no movie on both sides), so a "
+         "bag-of-words model cannot look better by memorising names and titles.",
+)
 OUTPUT = typer.Option(..., "--output", "-o", help="Output folder (refused if it holds anything).")
 OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing, non-empty output folder.")
 RUNS_DIR = typer.Option(
@@ -107,15 +112,27 @@ HEAD_TOKENS_HELP = "With head-tail: tokens kept from the start (default: a quart
 
 
 
+HYBRID_MODE = typer.Option(
+    None, "--mode",
+    help="Hybrid folders: ensemble (both parts on every review), cascade (the transformer only where "
+         "the screen is unsure) or auto (cascade on a CPU, ensemble on a GPU). Default: the folder's.",
+)
+HYBRID_THRESHOLD = typer.Option(
+    None, "--threshold",
+    help="Hybrid cascade: the screen decides where |p - 0.5| exceeds this (0-0.5). Default: the folder's.",
+)
+
+
 def load_classifier(model: str, *, device: str | None, precision: str, backend: str, max_length: int | None,
           truncation: str | None, head_tokens: int | None, chunk_overlap: int | None,
-          batch_size: int | None, trust_remote_code: bool) -> SentimentClassifier:
-    from ..inference import SentimentClassifier
+          batch_size: int | None, trust_remote_code: bool, mode: str | None = None,
+          threshold: float | None = None) -> SentimentClassifier:
+    from ..hybrid import load_model
 
     quiet_model_loading()
-    return SentimentClassifier.load(
-        model, device=device, precision=precision, backend=backend, max_length=max_length,
-        truncation=truncation,
+    return load_model(
+        model, mode=mode, threshold=threshold, device=device, precision=precision, backend=backend,
+        max_length=max_length, truncation=truncation,
         head_tokens=head_tokens, chunk_overlap=chunk_overlap, batch_size=batch_size,
         trust_remote_code=trust_remote_code,
     )

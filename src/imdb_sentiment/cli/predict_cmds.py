@@ -19,6 +19,8 @@ from .options import (
     CHUNK_OVERLAP,
     DEVICE,
     HEAD_TOKENS,
+    HYBRID_MODE,
+    HYBRID_THRESHOLD,
     MAX_LENGTH,
     MODEL,
     PRECISION,
@@ -86,6 +88,8 @@ def predict(
         None, "--actors", help="With --engine ray: model replicas (default: one per CPU, or per GPU)."),
     gpus_per_actor: float = typer.Option(
         0.0, "--gpus-per-actor", help="With --engine ray: GPUs each replica reserves (e.g. 1 or 0.5)."),
+    mode: str | None = HYBRID_MODE,
+    threshold: float | None = HYBRID_THRESHOLD,
 ) -> None:
     """Classify reviews as POSITIVE or NEGATIVE, with the probability of that label.
 
@@ -132,7 +136,7 @@ def predict(
     classifier = load_classifier(model, device=device, precision=precision, backend=backend,
                                  max_length=max_length, truncation=truncation, head_tokens=head_tokens,
                                  chunk_overlap=chunk_overlap, batch_size=batch_size,
-                                 trust_remote_code=trust_remote_code)
+                                 trust_remote_code=trust_remote_code, mode=mode, threshold=threshold)
     if explain_engine:
         info = classifier.info()
         typer.echo(f"engine: {info['backend']} {info['precision']} on {info['device']}: "
@@ -186,6 +190,8 @@ def _predict_texts(classifier: SentimentClassifier, texts: list[str], as_json: b
                       "truncated": None if error else bool(truncated), "error": error}
             if "stars" in frame.columns:  # a model with a rating head
                 record["stars"] = None if error else float(row.stars)
+            if "decided_by" in frame.columns:  # a hybrid says which part decided
+                record["decided_by"] = row.decided_by
             typer.echo(json.dumps(record, ensure_ascii=False))
         elif error:
             typer.echo(f"ERROR\t\t{error}")

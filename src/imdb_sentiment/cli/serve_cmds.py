@@ -13,6 +13,8 @@ from .options import (
     CHUNK_OVERLAP,
     DEVICE,
     HEAD_TOKENS,
+    HYBRID_MODE,
+    HYBRID_THRESHOLD,
     MAX_LENGTH,
     MODEL,
     PRECISION,
@@ -46,6 +48,8 @@ def serve(
         help="Name the model by its full local path in responses and /info (default: the folder name, "
              "which tells clients nothing about the server's files)."),
     trust_remote_code: bool = TRUST_REMOTE_CODE,
+    mode: str | None = HYBRID_MODE,
+    threshold: float | None = HYBRID_THRESHOLD,
 ) -> None:
     """Serve predictions over HTTP: POST /predict, GET /health, GET /info, docs at /docs, page at /."""
     from ..serving import check_address
@@ -58,7 +62,7 @@ def serve(
     classifier = load_classifier(model, device=device, precision=precision, backend=backend,
                                  max_length=max_length, truncation=truncation, head_tokens=head_tokens,
                                  chunk_overlap=chunk_overlap, batch_size=batch_size,
-                                 trust_remote_code=trust_remote_code)
+                                 trust_remote_code=trust_remote_code, mode=mode, threshold=threshold)
     limits: dict[str, Any] = {"max_texts": max_texts, "max_chars": max_chars, "max_batch": max_batch,
                               "max_wait_ms": max_wait_ms, "show_paths": show_model_path}
     run_server(classifier, host, port, log_level=log_level, **limits)

@@ -12,6 +12,7 @@ from ..errors import UserError
 from .options import (
     CLEANING,
     DATA,
+    GROUP_COLUMN,
     HEAD_TOKENS_HELP,
     LABEL_COLUMN,
     MODEL_HELP,
@@ -63,6 +64,7 @@ def train(
         help="label (polarity) or rating (polarity plus a 1-10 star rating output; needs a rating column)."),
     seed: int | None = _unset(SEED),
     validation_size: float | None = _unset(VALIDATION_SIZE),
+    group_column: str | None = _unset(GROUP_COLUMN),
     max_train_samples: int | None = typer.Option(
         None, "--max-train-samples",
         help="Quick run: train on a seeded, label-balanced subset of this size; validation and test then "
@@ -99,6 +101,7 @@ def train(
         warmup=warmup, weight_decay=weight_decay, max_length=max_length, truncation=truncation,
         head_tokens=head_tokens, precision=precision, seed=seed, validation_size=validation_size,
         max_train_samples=max_train_samples, max_eval_samples=max_eval_samples, target=target,
+        group_column=group_column,
     ), dict(model=model, data=data, cleaning=cleaning, text_column=text_column, label_column=label_column,
             max_test_samples=max_test_samples))
     if (run["max_test_samples"] is None and not no_test and default_device() == "cpu"

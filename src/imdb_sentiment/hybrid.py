@@ -1,0 +1,575 @@
+"""A hybrid classifier: a bag-of-words screen (NB-SVM) in front of a fine-tuned transformer.
+
+The screen costs about a hundredth of the transformer and makes different mistakes, so
+
+* ``ensemble`` blends both on every review: a logistic stacker on the two parts' log-odds
+  (``p = sigmoid(a * logit(p_screen) + b * logit(p_transformer) + c)``), fitted on validation,
+  which both calibrates each part and weighs them;
+* ``cascade`` lets the screen decide where it is confident (``|p_screen - 0.5| > threshold``) and
+  sends only the other reviews to the transformer, whose answer is blended with the screen's
+  (or used alone, whichever validation preferred);
+* ``auto`` (the default) is cascade on a CPU, where the transformer is the whole cost, and
+  ensemble on a GPU.
+
+A hybrid folder holds ``hybrid.json`` (the settings and the choices validation made), the
+baseline as a skops file loaded against its trusted types, and a reference to the transformer
+folder (or a copy of it). :func:`load_hybrid` gives a :class:`HybridClassifier`, which works
+wherever a :class:`~imdb_sentiment.inference.SentimentClassifier` does.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import UserError
+from .inference import Details, Progress, SentimentClassifier, _check_texts
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+MODES = ("auto", "ensemble", "cascade")
+FALLBACKS = ("blend", "transformer")
+DECIDERS = ("screen", "transformer", "blend")
+HYBRID_FILE = "hybrid.json"
+FORMAT = "imdb-sentiment-hybrid"
+BASELINE_PART = "baseline"
+TRANSFORMER_PART = "transformer"
+THRESHOLDS = np.round(np.arange(0.0, 0.5001, 0.01), 2)
+MARGIN_SE = 1.0
+"""A cascade threshold must beat the transformer alone on validation by this many standard errors
+of their paired accuracy difference, so that a choice made on a few thousand reviews holds."""
+"""Cascade thresholds tried on validation: the screen decides where ``|p - 0.5|`` exceeds one."""
+_EPS = 1e-6
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@dataclass
+class Stacker:
+    """``p(positive) = sigmoid(screen * logit(p_screen) + transformer * logit(p_transformer) + bias)``."""
+
+    screen: float = 1.0
+    transformer: float = 1.0
+    bias: float = 0.0
+
+    @property
+    def weight(self) -> float:
+        """The screen's share of the log-odds weight (0.5: equal say)."""
+        total = self.screen + self.transformer
+        return self.screen / total if total else 0.5
+
+    def combine(self, screen: np.ndarray, transformer: np.ndarray) -> np.ndarray:
+        z = self.screen * logit(screen) + self.transformer * logit(transformer) + self.bias
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+@dataclass
+class HybridSettings:
+    """Everything ``hybrid.json`` holds: how to combine the parts and where they are."""
+
+    mode: str = "auto"
+    threshold: float = 0.4
+    fallback: str = "blend"
+    stacker: Stacker = field(default_factory=Stacker)
+    baseline: str = BASELINE_PART
+    """The baseline's folder (``model.skops``), relative to the hybrid folder or absolute."""
+    transformer: str = TRANSFORMER_PART
+    """The transformer's folder, relative to the hybrid folder or absolute."""
+    screen_cleaning: str = "basic"
+    transformer_labels: list[int] = field(default_factory=lambda: [0, 1])
+    """The transformer's output index of negative and positive when the hybrid was made."""
+    validation: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_mode(self.mode)
+        check_threshold(self.threshold)
+        if self.fallback not in FALLBACKS:
+            raise UserError(f"fallback must be one of {', '.join(FALLBACKS)}, not {self.fallback!r}")
+        if isinstance(self.stacker, dict):
+            self.stacker = Stacker(**self.stacker)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": FORMAT, "version": 1, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], where: str) -> HybridSettings:
+        if data.get("format") != FORMAT:
+            raise UserError(f"{where} is not a hybrid settings file (format {data.get('format')!r})")
+        known = {key: value for key, value in data.items() if key in cls.__dataclass_fields__}
+        try:
+            return cls(**known)
+        except TypeError as error:
+            raise UserError(f"{where} has bad settings: {error}") from error
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise UserError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    return mode
+
+
+def check_threshold(threshold: float) -> float:
+    if not 0.0 <= threshold <= 0.5:
+        raise UserError(f"threshold must be in [0, 0.5] (the screen decides where |p - 0.5| exceeds it), "
+                        f"got {threshold}")
+    return threshold
+
+
+def resolve_mode(mode: str, device: str) -> str:
+    """``auto``: cascade on a CPU (the transformer is the whole cost), ensemble on an accelerator."""
+    if mode != "auto":
+        return mode
+    return "cascade" if device == "cpu" else "ensemble"
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1 - _EPS)
+    return np.log(p / (1 - p))
+
+
+# --------------------------------------------------------------------------- combining
+
+
+def combine(screen: np.ndarray, transformer: np.ndarray | None, mode: str, threshold: float,
+            fallback: str, stacker: Stacker) -> tuple[np.ndarray, np.ndarray]:
+    """P(positive) and who decided, per review, from the parts' P(positive).
+
+    ``transformer`` may hold NaN (or be None) where the screen decided and it was not run.
+    """
+    screen = np.asarray(screen, dtype=np.float64)
+    sure = screen_decides(screen, mode, threshold)
+    positive = screen.copy()
+    decided = np.full(len(screen), "screen", dtype=object)
+    rest = ~sure
+    if rest.any():
+        if transformer is None:
+            raise ValueError("the transformer's probabilities are needed for uncertain reviews")
+        other = np.asarray(transformer, dtype=np.float64)[rest]
+        if fallback == "blend":
+            positive[rest], decided[rest] = stacker.combine(screen[rest], other), "blend"
+        else:
+            positive[rest], decided[rest] = other, "transformer"
+    return positive, decided
+
+
+def screen_decides(screen: np.ndarray, mode: str, threshold: float) -> np.ndarray:
+    if mode != "cascade":
+        return np.zeros(len(screen), dtype=bool)
+    return np.abs(np.asarray(screen) - 0.5) > threshold
+
+
+def fit_stacker(screen: np.ndarray, transformer: np.ndarray, labels: np.ndarray, seed: int = 42) -> Stacker:
+    """Logistic regression on the two log-odds: calibrates each part and weighs them at once."""
+    from sklearn.linear_model import LogisticRegression
+
+    features = np.column_stack([logit(screen), logit(transformer)])
+    # Balanced: the intercept should not learn the validation split's label mix.
+    model = LogisticRegression(C=1.0, class_weight="balanced", random_state=seed).fit(features, labels)
+    return Stacker(float(model.coef_[0, 0]), float(model.coef_[0, 1]), float(model.intercept_[0]))
+
+
+@dataclass
+class Choice:
+    """What validation chose, with the numbers behind it."""
+
+    stacker: Stacker
+    fallback: str
+    threshold: float
+    curve: list[dict[str, float]]
+    """Per threshold: validation accuracy and the share of reviews sent to the transformer."""
+    accuracy: dict[str, float]
+    """Validation accuracy of each part alone, the ensemble and the chosen cascade."""
+    transformer_share: float
+
+
+def choose(screen: np.ndarray, transformer: np.ndarray, labels: np.ndarray, *, max_drop: float = 0.0,
+           seed: int = 42) -> Choice:
+    """Fit the stacker, then the most aggressive cascade threshold that keeps validation accuracy.
+
+    The threshold is the smallest one at which it and every larger threshold reach the
+    transformer's validation accuracy minus ``max_drop`` points, with a margin of
+    :data:`MARGIN_SE` standard errors of the paired difference (from the reviews on which the
+    cascade and the transformer disagree). Scanning from "transformer on everything" down, it
+    stops at the first miss, so neither one lucky threshold nor validation noise picks itself.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    if set(np.unique(labels)) != {0, 1}:
+        raise UserError("validation needs both negative and positive reviews to fit the hybrid")
+    if max_drop < 0:
+        raise UserError(f"--max-drop must be zero or more points, got {max_drop}")
+    stacker = fit_stacker(screen, transformer, labels, seed)
+
+    def accuracy(positive: np.ndarray) -> float:
+        return float(np.mean((positive > 0.5) == labels))
+
+    alone = accuracy(transformer)
+    blended = accuracy(stacker.combine(screen, transformer))
+    fallback = "blend" if blended >= alone else "transformer"
+    curve = []
+    for threshold in THRESHOLDS:
+        positive, decided = combine(screen, transformer, "cascade", float(threshold), fallback, stacker)
+        disagree = float(np.mean((positive > 0.5) != (transformer > 0.5)))
+        curve.append({"threshold": float(threshold), "accuracy": accuracy(positive),
+                      "transformer_share": float(np.mean(decided != "screen")),
+                      "margin": MARGIN_SE * float(np.sqrt(disagree / len(labels)))})
+    chosen = curve[-1]  # the transformer (or the blend) on every review: always allowed
+    for point in reversed(curve):
+        if point["accuracy"] < alone - max_drop / 100 + point["margin"] - 1e-12:
+            break
+        chosen = point
+    return Choice(stacker, fallback, chosen["threshold"], curve,
+                  {"screen": accuracy(screen), "transformer": alone, "ensemble": blended,
+                   "cascade": chosen["accuracy"]}, chosen["transformer_share"])
+
+
+# --------------------------------------------------------------------------- the classifier
+
+
+class HybridClassifier(SentimentClassifier):
+    """A screen plus a transformer with the :class:`SentimentClassifier` interface.
+
+    ``predict_details`` runs the screen on the whole batch and the transformer only on the
+    reviews it must see; ``decided_by`` says who decided each one and the running counts
+    (``reviews``, ``transformer_reviews``) how much went to the transformer.
+    """
+
+    def __init__(self, screen: Pipeline, transformer: SentimentClassifier, settings: HybridSettings,
+                 name: str = "") -> None:
+        # No SentimentClassifier.__init__: the transformer part is already built; the attributes
+        # callers read (settings, device, batch size ...) are its own.
+        self.screen = screen
+        self.transformer = transformer
+        self.settings = settings
+        for attribute in ("backend", "encoder", "tokenizer", "max_length", "truncation", "head_tokens",
+                          "chunk_overlap", "cleaning", "batch_size", "max_batch_tokens", "_order",
+                          "engine_reason"):
+            setattr(self, attribute, getattr(transformer, attribute))
+        self.name = name
+        self.mode = resolve_mode(settings.mode, transformer.device)
+        self.threshold = settings.threshold
+        self._positive = list(screen.classes_).index(1)
+        self.reviews = 0
+        self.transformer_reviews = 0
+
+    def override(self, mode: str | None = None, threshold: float | None = None) -> HybridClassifier:
+        """Use another mode or threshold than the folder's for this session."""
+        if mode is not None:
+            self.mode = resolve_mode(check_mode(mode), self.device)
+        if threshold is not None:
+            self.threshold = check_threshold(threshold)
+        return self
+
+    def info(self) -> dict[str, Any]:
+        return {**self.transformer.info(), "model": self.name, "hybrid": {
+            "mode": self.mode, "threshold": self.threshold if self.mode == "cascade" else None,
+            "fallback": self.settings.fallback, "screen_weight": round(self.settings.stacker.weight, 4),
+            "transformer": self.transformer.name,
+        }}
+
+    def screen_positive(self, texts: Sequence[str]) -> np.ndarray:
+        from .data import clean_text
+
+        cleaned = [clean_text(text, self.settings.screen_cleaning) for text in texts]  # type: ignore[arg-type]
+        return self.screen.predict_proba(cleaned)[:, self._positive] if cleaned else np.zeros(0)
+
+    def predict_details(self, texts: Sequence[str], batch_size: int | None = None,
+                        progress: Progress | None = None) -> Details:
+        texts = _check_texts(texts)
+        screen = self.screen_positive(texts)
+        sure = screen_decides(screen, self.mode, self.threshold)
+        if progress is not None and sure.any():
+            progress(int(sure.sum()))
+        rest = np.flatnonzero(~sure)
+        transformer = np.full(len(texts), np.nan)
+        tokens = np.zeros(len(texts), dtype=np.int64)
+        truncated = np.zeros(len(texts), dtype=bool)
+        windows = np.zeros(len(texts), dtype=np.int64)
+        if len(rest):
+            details = self.transformer.predict_details([texts[i] for i in rest], batch_size, progress)
+            transformer[rest] = details.probabilities[:, 1]
+            tokens[rest], truncated[rest], windows[rest] = details.tokens, details.truncated, details.windows
+        positive, decided = combine(screen, transformer, self.mode, self.threshold, self.settings.fallback,
+                                    self.settings.stacker)
+        self.reviews += len(texts)
+        self.transformer_reviews += len(rest)
+        probabilities = np.column_stack([1 - positive, positive]).astype(np.float32)
+        return Details(probabilities, tokens, truncated, windows, decided_by=decided.astype(str))
+
+
+def load_hybrid(folder: str | os.PathLike[str], **transformer_options: Any) -> HybridClassifier:
+    """Load a hybrid folder; ``transformer_options`` go to :meth:`SentimentClassifier.load`."""
+    from .artifacts import read_json
+    from .baselines import load_baseline
+
+    root = Path(folder)
+    file = root / HYBRID_FILE
+    try:
+        data = read_json(file)
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot read {file}: {error}") from error
+    settings = HybridSettings.from_json(data if isinstance(data, dict) else {}, str(file))
+    baseline = _part(root, settings.baseline, "baseline")
+    transformer = _part(root, settings.transformer, "transformer")
+    screen = load_baseline(baseline)
+    check_screen(screen, baseline)
+    model = SentimentClassifier.load(transformer, **transformer_options)
+    if list(model._order) != list(settings.transformer_labels):
+        raise UserError(f"mismatched label orders: the transformer at {transformer} puts negative/positive "
+                        f"at {model._order}, the hybrid was fitted with {settings.transformer_labels}; "
+                        "rebuild it with `imdb-sentiment hybrid`")
+    return HybridClassifier(screen, model, settings, name=str(folder))
+
+
+def is_hybrid(folder: str | os.PathLike[str]) -> bool:
+    return (Path(str(folder)).expanduser() / HYBRID_FILE).is_file()
+
+
+def load_model(id_or_path: str | os.PathLike[str], *, mode: str | None = None, threshold: float | None = None,
+               **options: Any) -> SentimentClassifier:
+    """The one loader behind predict, serve and evaluate: a hybrid folder or anything
+    :meth:`SentimentClassifier.load` takes. ``mode``/``threshold`` override a hybrid's own and are
+    refused for a plain model."""
+    if is_hybrid(id_or_path):
+        return load_hybrid(Path(str(id_or_path)).expanduser(), **options).override(mode, threshold)
+    if mode is not None or threshold is not None:
+        raise UserError(f"--mode and --threshold apply to hybrid folders only; {id_or_path} is not one "
+                        f"(no {HYBRID_FILE})")
+    return SentimentClassifier.load(id_or_path, **options)
+
+
+def _part(root: Path, where: str, what: str) -> Path:
+    path = Path(where) if Path(where).is_absolute() else root / where
+    if not path.exists():
+        raise UserError(f"the hybrid folder {root} is missing its {what} part: {path} not found")
+    return path
+
+
+def check_screen(screen: Any, where: str | os.PathLike[str]) -> None:
+    """The baseline must be a probabilistic classifier over exactly our labels 0 and 1."""
+    classes = [int(c) if isinstance(c, int | np.integer) else c for c in getattr(screen, "classes_", [])]
+    if classes != [0, 1]:
+        raise UserError(f"the baseline at {where} was trained on other labels ({classes}); "
+                        "the hybrid needs one trained on 0 negative / 1 positive")
+    if not hasattr(screen, "predict_proba"):
+        raise UserError(f"the baseline at {where} gives no probabilities")
+
+
+# --------------------------------------------------------------------------- building a hybrid
+
+
+@dataclass
+class HybridConfig:
+    """Options of :func:`build_hybrid` (the ``imdb-sentiment hybrid`` command)."""
+
+    mode: str = "auto"
+    threshold: float | None = None
+    """A user-set cascade threshold; None: the one validation chose."""
+    max_drop: float = 0.0
+    """Points of validation accuracy the cascade may give up against the transformer alone."""
+    seed: int = 42
+    validation_size: float = 0.1
+    group_column: str | None = None
+    cleaning: str = "basic"
+    text_column: str = "text"
+    label_column: str = "label"
+    copy_transformer: bool = False
+    refit_by: str | None = None
+    """A group column (``movie``): score the screen on validation with copies refit without the
+    validation reviews' groups, as on test, where every movie is new (see :func:`group_out_of_fold`)."""
+    refit_folds: int = 5
+    device: str | None = None
+    backend: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_mode(self.mode)
+        if self.threshold is not None:
+            check_threshold(self.threshold)
+        if self.max_drop < 0:
+            raise UserError(f"--max-drop must be zero or more points, got {self.max_drop}")
+        if self.refit_folds < 2:
+            raise UserError(f"refit folds must be 2 or more, got {self.refit_folds}")
+
+
+def baseline_model_dir(path: str | os.PathLike[str]) -> Path:
+    """The folder holding ``model.skops``: a baseline output folder or its ``model/``."""
+    from .baselines import MODEL_FILE
+
+    folder = Path(path)
+    if not folder.exists():
+        raise UserError(f"baseline folder not found: {folder}")
+    for candidate in (folder, folder / "model"):
+        if (candidate / MODEL_FILE).is_file():
+            return candidate
+    looks_like = (folder / "config.json").is_file()
+    hint = " (it looks like a transformer: pass it as --transformer)" if looks_like else ""
+    raise UserError(f"{folder} is not a baseline folder (no {MODEL_FILE}){hint}")
+
+
+def check_transformer_dir(path: str | os.PathLike[str]) -> Path:
+    folder = Path(path)
+    if not folder.exists():
+        raise UserError(f"transformer folder not found: {folder}")
+    if not (folder / "config.json").is_file():
+        hint = " (it looks like a baseline: pass it as --baseline)" if (
+            (folder / "model.skops").is_file() or (folder / "model" / "model.skops").is_file()) else ""
+        raise UserError(f"{folder} is not a transformer folder (no config.json){hint}")
+    return folder
+
+
+def check_same_split(config: HybridConfig, baseline: Path, transformer: Path) -> dict[str, Any]:
+    """Both parts must have held out the validation split the hybrid is fitted on.
+
+    Otherwise a part would be scored on reviews it was trained on and look better than it is.
+    """
+    from .artifacts import read_json
+
+    wanted = {"seed": config.seed, "validation_size": config.validation_size,
+              "group_column": config.group_column}
+    recorded: dict[str, dict[str, Any]] = {}
+    metrics_file = baseline.parent / "metrics.json" if baseline.name == "model" else baseline / "metrics.json"
+    if metrics_file.is_file():
+        found = read_json(metrics_file)
+        recorded["baseline"] = {key: found.get(key, None if key == "group_column" else "?") for key in wanted}
+    config_file = transformer / "train_config.toml"
+    if config_file.is_file():
+        from .config import train_config_from_file
+
+        train = train_config_from_file(config_file)[0]
+        recorded["transformer"] = {"seed": train.seed, "validation_size": train.validation_size,
+                                   "group_column": train.group_column}
+    for part, found in recorded.items():
+        differing = {key: found[key] for key in wanted if found[key] != "?" and found[key] != wanted[key]}
+        if differing:
+            raise UserError(f"the {part} was trained with another validation split ({differing} against "
+                            f"{ {key: wanted[key] for key in differing} }): its validation reviews would be "
+                            "in its training data; pass the same --seed/--validation-size/--group-column")
+    return recorded
+
+
+def build_hybrid(baseline: str | os.PathLike[str], transformer: str | os.PathLike[str],
+                 data: str | os.PathLike[str], output: str | os.PathLike[str], config: HybridConfig, *,
+                 overwrite: bool = False, progress: Any = None) -> dict[str, Any]:
+    """Score both parts on validation, choose blend and threshold, write the hybrid folder.
+
+    Returns the ``metrics.json`` content (validation only: the test split is never read).
+    """
+    from .artifacts import check_output_dir
+    from .baselines import load_baseline
+    from .data import load_splits
+
+    say = progress or (lambda line: None)
+    started = time.perf_counter()
+    check_output_dir(output, overwrite)
+    baseline_dir = baseline_model_dir(baseline)
+    transformer_dir = check_transformer_dir(transformer)
+    check_same_split(config, baseline_dir, transformer_dir)
+    screen = load_baseline(baseline_dir)
+    check_screen(screen, baseline_dir)
+    frames = load_splits(data, text_column=config.text_column, label_column=config.label_column,
+                         validation_size=config.validation_size, seed=config.seed,
+                         cleaning=config.cleaning, require=("train", "validation"),  # type: ignore[arg-type]
+                         group_column=config.group_column)
+    validation = frames["validation"]
+    say(f"scoring {len(validation):,} validation reviews with both parts")
+    model = SentimentClassifier.load(transformer_dir, device=config.device, backend=config.backend)
+    settings = HybridSettings(mode=config.mode, screen_cleaning=config.cleaning,
+                              transformer_labels=list(model._order))
+    hybrid = HybridClassifier(screen, model, settings)
+    texts = validation["text"].tolist()
+    if config.refit_by:
+        say(f"refitting the screen {config.refit_folds} times without the validation {config.refit_by}s")
+        screen_p = group_out_of_fold(screen, frames["train"], validation, config.refit_by,
+                                     config.refit_folds, config.seed)
+    else:
+        screen_p = hybrid.screen_positive(texts)
+    transformer_p = model.predict_proba(texts)[:, 1]
+    choice = choose(screen_p, transformer_p, validation["label"].to_numpy(), max_drop=config.max_drop,
+                    seed=config.seed)
+    return save_hybrid(output, settings, choice, baseline_dir, transformer_dir, config,
+                       {"n_validation": len(validation), "data": str(data)}, overwrite=overwrite,
+                       started=started)
+
+
+def save_hybrid(output: str | os.PathLike[str], settings: HybridSettings, choice: Choice, baseline_dir: Path,
+                transformer_dir: Path, config: HybridConfig, facts: dict[str, Any], *,
+                overwrite: bool = False, started: float | None = None) -> dict[str, Any]:
+    """Write the hybrid folder (atomically) with what validation chose; returns its metrics."""
+    import shutil
+
+    from .artifacts import atomic_output_dir, write_json
+    from .model_card import render_hybrid_card
+
+    settings.stacker, settings.fallback = choice.stacker, choice.fallback
+    settings.threshold = config.threshold if config.threshold is not None else choice.threshold
+    settings.validation = {
+        "validation_accuracy": {key: round(value, 4) for key, value in choice.accuracy.items()},
+        "validation_transformer_share": round(choice.transformer_share, 4),
+        "chosen_threshold": choice.threshold, "seed": config.seed, "validation_size": config.validation_size,
+        "group_column": config.group_column, "refit_by": config.refit_by, "max_drop": config.max_drop,
+        **facts,
+    }
+    metrics = {"stage": "hybrid", **settings.validation, "threshold": settings.threshold,
+               "mode": settings.mode, "fallback": settings.fallback,
+               "screen_weight": round(choice.stacker.weight, 4), "stacker": asdict(choice.stacker),
+               "baseline": str(baseline_dir), "transformer": str(transformer_dir)}
+    with atomic_output_dir(output, overwrite) as tmp:
+        shutil.copytree(baseline_dir, tmp / BASELINE_PART)
+        if config.copy_transformer:
+            shutil.copytree(transformer_dir, tmp / TRANSFORMER_PART)
+        else:
+            settings.transformer = str(transformer_dir.resolve())
+        write_json(tmp / HYBRID_FILE, settings.to_json())
+        _write_curve(tmp, choice, settings.threshold)
+        if started is not None:
+            metrics["seconds"] = round(time.perf_counter() - started, 2)
+        write_json(tmp / "metrics.json", metrics)
+        (tmp / "README.md").write_text(render_hybrid_card(settings, metrics), encoding="utf-8")
+    return metrics
+
+
+def group_out_of_fold(screen: Pipeline, train: pd.DataFrame, validation: pd.DataFrame, column: str,
+                      folds: int = 5, seed: int = 42) -> np.ndarray:
+    """The screen's P(positive) on validation as if every validation group (movie) were new.
+
+    A split carved at random shares movies with the training part, and a bag-of-words model
+    memorises their names and titles, so it looks better on validation than on test (where all
+    movies are new) and would get too much weight. Here the validation groups are dealt into
+    ``folds`` folds; for each, a copy of the screen (same settings) is refit on the training part
+    without that fold's groups and scores that fold's reviews.
+    """
+    from sklearn.base import clone
+
+    from .data import check_group_column
+
+    check_group_column(train, column)
+    check_group_column(validation, column)
+    groups = np.sort(validation[column].unique())
+    fold_of = dict(zip(np.random.default_rng(seed).permutation(groups), np.arange(len(groups)) % folds,
+                       strict=True))
+    fold = validation[column].map(fold_of).to_numpy()
+    positive = np.empty(len(validation))
+    for k in range(min(folds, len(groups))):
+        held_out = set(groups[[fold_of[g] == k for g in groups]])
+        part = train[~train[column].isin(held_out)]
+        model = clone(screen).fit(part["text"].tolist(), part["label"].to_numpy())
+        rows = np.flatnonzero(fold == k)
+        positive[rows] = model.predict_proba(validation["text"].iloc[rows].tolist())[:, 1]
+    return positive
+
+
+def _write_curve(folder: Path, choice: Choice, threshold: float) -> None:
+    from .artifacts import write_json
+    from .plots import plot_cascade_curve
+
+    write_json(folder / "validation_curve.json", choice.curve)
+    plot_cascade_curve(choice.curve, choice.accuracy["transformer"], threshold,
+                       folder / "validation_curve.png")
