@@ -250,3 +250,15 @@ def test_build_with_refit_by_movie(data_dir, baseline_dir, tiny_classifier, tmp_
                                         mode="ensemble"))
     assert metrics["refit_by"] == "movie" and metrics["mode"] == "ensemble"
     assert load_model(tmp_path / "h", device="cpu", backend="torch").mode == "ensemble"
+
+
+def test_a_hybrid_is_explained_by_its_screen_exactly(hybrid_dir: Path) -> None:
+    from imdb_sentiment.baselines import load_baseline
+    from imdb_sentiment.explain import load_explainer
+    from imdb_sentiment.hybrid import screen_file
+
+    explainer = load_explainer(hybrid_dir)
+    texts = ["wonderful superb brilliant moving film", "dreadful boring tedious awful plot"]
+    screen = load_baseline(screen_file(hybrid_dir))
+    for item, value in zip(explainer.explain(texts), screen.decision_function(texts), strict=True):
+        assert sum(weight for _, weight in item.words) + explainer.intercept == pytest.approx(value, abs=1e-6)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from test_hybrid import baseline_dir, data_dir, hybrid_dir  # noqa: F401  (fixtures: a tiny hybrid folder)
 
 from imdb_sentiment.cli import main
 
@@ -64,6 +65,27 @@ def test_ray_scores_like_single_process_predict(local_ray, corpus, tiny_classifi
     np.testing.assert_allclose(got["score"].to_numpy(float), expected["score"].to_numpy(float), atol=1e-5)
     assert got.loc["r5", "error"] == expected.loc["r5", "error"] == "empty text"
     assert got["error"].notna().sum() == 1
+
+
+@pytest.mark.slow
+def test_ray_scores_a_hybrid_like_single_process_predict(local_ray, corpus, hybrid_dir,  # noqa: F811
+                                                         tmp_path, capsys):
+    from imdb_sentiment.hybrid import load_model
+    from imdb_sentiment.inference import predict_frame, read_reviews
+
+    output = tmp_path / "scored"
+    code = main(["predict", "--engine", "ray", "--model", str(hybrid_dir), "--mode", "cascade",
+                 "--input", str(corpus / "part-*"), "--output", str(output), "--actors", "1"])
+    assert code == 0, capsys.readouterr().err
+    got = pd.concat([pd.read_parquet(part) for part in sorted(output.glob("*.parquet"))])
+    got = got.set_index("id").sort_index()
+    hybrid = load_model(hybrid_dir, mode="cascade")
+    expected = pd.concat([predict_frame(hybrid, read_reviews(path))[0] for path in sorted(corpus.iterdir())])
+    expected = expected.set_index("id").sort_index()
+    assert "decided_by" in got.columns and got.index.equals(expected.index)
+    assert (got["label"].fillna("") == expected["label"].fillna("")).all()
+    assert (got["decided_by"].fillna("") == expected["decided_by"].fillna("")).all()
+    np.testing.assert_allclose(got["score"].to_numpy(float), expected["score"].to_numpy(float), atol=1e-5)
 
 
 def test_ray_engine_errors_are_one_line(tmp_path, corpus, tiny_classifier, capsys, monkeypatch):

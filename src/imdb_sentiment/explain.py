@@ -243,13 +243,19 @@ def is_baseline_folder(path: Path) -> bool:
 
 def load_explainer(model: str | os.PathLike[str], *, device: str | None = None, steps: int = DEFAULT_STEPS,
                    classifier: SentimentClassifier | None = None, **options: Any) -> Explainer:
-    """An explainer for a baseline folder (``baseline`` output or its ``model/``) or a classifier.
+    """An explainer for a baseline folder (``baseline`` output or its ``model/``), a hybrid folder (its
+    bag-of-words screen) or a classifier.
 
     ``options`` go to :meth:`SentimentClassifier.load` (length, truncation, ...).
     """
     from .exporters.onnx import ONNX_META
+    from .hybrid import is_hybrid, screen_file
 
     folder = Path(str(model)).expanduser()
+    if is_hybrid(folder):  # its screen decides the confident reviews: its exact contributions
+        from .baselines import load_baseline
+
+        return LinearExplainer(load_baseline(screen_file(folder)), name=f"{model} (screen)")
     if folder.is_dir() and is_baseline_folder(folder):
         from .baselines import MODEL_FILE, load_baseline
 

@@ -329,6 +329,15 @@ def load_hybrid(folder: str | os.PathLike[str], **transformer_options: Any) -> H
     return HybridClassifier(screen, model, settings, name=str(folder))
 
 
+def screen_file(folder: str | os.PathLike[str]) -> Path:
+    """The hybrid's baseline (screen) file, without loading its transformer."""
+    from .artifacts import read_json
+
+    root = Path(folder).expanduser()
+    settings = HybridSettings.from_json(read_json(root / HYBRID_FILE), str(root / HYBRID_FILE))
+    return _part(root, settings.baseline, "baseline")
+
+
 def is_hybrid(folder: str | os.PathLike[str]) -> bool:
     return (Path(str(folder)).expanduser() / HYBRID_FILE).is_file()
 

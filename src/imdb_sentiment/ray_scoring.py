@@ -34,7 +34,7 @@ CPU behind a full actor pool would never run."""
 
 @dataclass
 class RayScoring:
-    """One ``predict --engine ray`` job; ``classifier`` holds ``SentimentClassifier.load`` options."""
+    """One ``predict --engine ray`` job; ``classifier`` holds ``hybrid.load_model`` options."""
 
     model: str
     inputs: str
@@ -128,14 +128,14 @@ def score_files(job: RayScoring) -> RaySummary:
 
 def _resolved_model(job: RayScoring) -> str:
     """Load the model once here: bad options fail in one line, and an ONNX export is cached once."""
-    from .inference import SentimentClassifier
+    from .hybrid import load_model
 
     local = Path(job.model).expanduser()
     model = str(local.resolve()) if local.exists() else job.model
     options = dict(job.classifier)
     if job.gpus_per_actor > 0:  # this process may have no GPU; the actors' device is checked there
         options["device"] = "cpu"
-    SentimentClassifier.load(model, **options)
+    load_model(model, **options)
     return model
 
 
@@ -184,10 +184,10 @@ class _Scorer:
     def __init__(self, model: str, options: dict[str, Any], text_column: str, cpus: float) -> None:
         import torch
 
-        from .inference import SentimentClassifier
+        from .hybrid import load_model
 
         torch.set_num_threads(max(1, int(cpus)))  # one thread per reserved CPU: actors do not fight
-        self.classifier = SentimentClassifier.load(model, **options)
+        self.classifier = load_model(model, **options)  # a hybrid folder too
         self.text_column = text_column
 
     def __call__(self, batch: pd.DataFrame) -> pa.Table:

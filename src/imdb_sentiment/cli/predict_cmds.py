@@ -107,7 +107,8 @@ def predict(
             actors=actors, gpus_per_actor=gpus_per_actor, overwrite=overwrite, progress=bool(progress),
             classifier=dict(device=device, precision=precision, backend=backend, max_length=max_length,
                             truncation=truncation, head_tokens=head_tokens, chunk_overlap=chunk_overlap,
-                            batch_size=batch_size, trust_remote_code=trust_remote_code)))
+                            batch_size=batch_size, trust_remote_code=trust_remote_code, mode=mode,
+                            threshold=threshold)))
         return
     if input_path is None and (output_path is not None or output_format is not None):
         raise UserError("--output and --format need --input (texts given on the command line are printed)")
