@@ -282,7 +282,9 @@ class HybridClassifier(SentimentClassifier):
         return self.screen.predict_proba(cleaned)[:, self._positive] if cleaned else np.zeros(0)
 
     def predict_details(self, texts: Sequence[str], batch_size: int | None = None,
-                        progress: Progress | None = None) -> Details:
+                        progress: Progress | None = None, *, cache: bool = False) -> Details:
+        """As :meth:`SentimentClassifier.predict_details`; only uncertain texts reach the transformer
+        (``cache``: its token cache, for them)."""
         texts = _check_texts(texts)
         screen = self.screen_positive(texts)
         sure = screen_decides(screen, self.mode, self.threshold)
@@ -294,7 +296,8 @@ class HybridClassifier(SentimentClassifier):
         truncated = np.zeros(len(texts), dtype=bool)
         windows = np.zeros(len(texts), dtype=np.int64)
         if len(rest):
-            details = self.transformer.predict_details([texts[i] for i in rest], batch_size, progress)
+            details = self.transformer.predict_details([texts[i] for i in rest], batch_size, progress,
+                                                       cache=cache)
             transformer[rest] = details.probabilities[:, 1]
             tokens[rest], truncated[rest], windows[rest] = details.tokens, details.truncated, details.windows
         positive, decided = combine(screen, transformer, self.mode, self.threshold, self.settings.fallback,
