@@ -168,6 +168,7 @@ def _load(plan: QuickstartPlan, echo: Echo) -> dict[str, pd.DataFrame]:
 
     frames = load_splits(plan.data, seed=plan.seed)
     frames["train"] = subsample(frames["train"], plan.max_train_samples, plan.seed)
+    frames["validation"] = subsample(frames["validation"], plan.max_eval_samples, plan.seed)
     frames["test"] = subsample(frames["test"], plan.max_test_samples, plan.seed)
     echo(f"data: {len(frames['train']):,} train, {len(frames['validation']):,} validation, "
          f"{len(frames['test']):,} test reviews from {plan.data}")
