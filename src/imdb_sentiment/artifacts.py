@@ -146,6 +146,21 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def folder_fingerprint(folder: Path, *extra: str) -> str:
+    """A short key that changes whenever a file of ``folder`` (or one of ``extra``) changes.
+
+    Only file names, sizes and modification times are read, so a cache hit costs milliseconds.
+    """
+    import hashlib
+
+    parts = [str(folder.resolve()), *extra]
+    for file in sorted(folder.iterdir()):
+        if file.is_file():
+            stat = file.stat()
+            parts.append(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:24]
+
+
 def _umask() -> int:
     current = os.umask(0)
     os.umask(current)

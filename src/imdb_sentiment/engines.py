@@ -9,7 +9,7 @@ model's files, so later runs start at once.
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import importlib.metadata
 import importlib.util
 import json
@@ -73,6 +73,7 @@ def cpu_flags() -> list[str]:
     return [flag for flag in ENGINE_FLAGS if flag in present]
 
 
+@functools.cache
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="ignore").splitlines():
@@ -80,7 +81,7 @@ def cpu_model() -> str:
                 return line.partition(":")[2].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return platform.processor() or platform.machine() or "unknown"
 
 
 def candidate_engines(flags: list[str] | None = None) -> list[Engine]:
@@ -97,15 +98,10 @@ def candidate_engines(flags: list[str] | None = None) -> list[Engine]:
 
 def engine_cache_file(folder: Path, flags: list[str]) -> Path:
     """Where the choice for this model on this kind of CPU is kept."""
-    from .artifacts import cache_root
+    from .artifacts import cache_root, folder_fingerprint
 
-    parts = [cpu_model(), ",".join(flags), __version__, _version("torch"), _version("onnxruntime"),
-             str(folder.resolve())]
-    for file in sorted(folder.iterdir()):
-        if file.is_file():
-            stat = file.stat()
-            parts.append(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}")
-    key = hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:24]
+    key = folder_fingerprint(folder, cpu_model(), ",".join(flags), __version__, _version("torch"),
+                             _version("onnxruntime"))
     return cache_root() / "engines" / f"{key}.json"
 
 

@@ -15,3 +15,9 @@ class UserError(Exception):
 
 class HubUnreachableError(UserError):
     """A Hub id was given but the Hub cannot be reached (offline, firewall, unknown id)."""
+
+
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """An exception as one short line (its message's first line, else its type), for one-line errors."""
+    text = str(error).strip()
+    return text.splitlines()[0][:limit] if text else type(error).__name__

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import HubUnreachableError, UserError
+from .errors import HubUnreachableError, UserError, first_line
 
 if TYPE_CHECKING:
     import torch
@@ -59,16 +59,12 @@ def resolve_model_source(id_or_path: str | os.PathLike[str]) -> str:
 
 def _hub_error(id_or_path: str, error: Exception) -> UserError:
     if is_local(id_or_path):
-        return UserError(f"cannot load model from {id_or_path}: {_first_line(error)}")
+        return UserError(f"cannot load model from {id_or_path}: {first_line(error)}")
     return HubUnreachableError(
-        f"could not load {id_or_path!r} from the Hugging Face Hub ({_first_line(error)[:160]}); "
+        f"could not load {id_or_path!r} from the Hugging Face Hub ({first_line(error)[:160]}); "
         "pass a local model folder instead, e.g. --model ../shared/models/all-MiniLM-L6-v2"
     )
 
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def load_config(id_or_path: str | os.PathLike[str], trust_remote_code: bool = False):
@@ -158,7 +154,7 @@ def check_weight_files(source: str | os.PathLike[str]) -> None:
             with safe_open(str(file), framework="numpy"):
                 pass
         except Exception as error:  # SafetensorError is not exported under a stable name
-            reason = _first_line(error).removeprefix("Error while deserializing header: ")
+            reason = first_line(error).removeprefix("Error while deserializing header: ")
             raise UserError(f"damaged weights file {file}: {reason}; replace it with a complete copy "
                             "(e.g. save or download the model again)") from error
 
@@ -204,11 +200,9 @@ def _safe_label_order(config: Any) -> list[int] | None:
 
 def cpu_supports_bf16() -> bool:
     """True on CPUs with native bf16 matrix units (AMX or AVX512-BF16), where bf16 is faster."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="ignore")
-    except OSError:
-        return False
-    return any(flag in flags for flag in ("amx_bf16", "avx512_bf16"))
+    from .engines import cpu_flags
+
+    return bool({"amx_bf16", "avx512_bf16"} & set(cpu_flags()))
 
 
 def resolve_precision(precision: str, device: str) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import UserError
+from .errors import UserError, first_line
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -147,7 +147,7 @@ def _connect(ray: Any, address: str | None) -> bool:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     except Exception as error:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-        raise UserError(f"cannot start or reach {where}: {_first_line(error)}") from error
+        raise UserError(f"cannot start or reach {where}: {first_line(error)}") from error
     return True
 
 
@@ -238,6 +238,3 @@ def _user_error(error: BaseException) -> UserError | None:
     return None
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:300] if text else type(error).__name__

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .artifacts import write_json
-from .errors import UserError
+from .errors import UserError, first_line
 
 EXPERIMENT = "imdb-sentiment"
 DB_NAME = "mlflow.db"
@@ -200,7 +200,7 @@ def log_run(
                        list(artifacts), dict(tags or {}), list(history), status)
     except Exception as error:  # tracking must never break the command that produced the result
         reason = (f"{error.name} is not installed (reinstall imdb-sentiment; --runs-dir none "
-                  "skips recording)" if isinstance(error, ModuleNotFoundError) else _first_line(error))
+                  "skips recording)" if isinstance(error, ModuleNotFoundError) else first_line(error))
         message = f"run not recorded in {folder}: {reason}"
         if strict:
             raise UserError(message) from error
@@ -317,8 +317,10 @@ def hardware_tags() -> dict[str, str]:
 
     torch is consulted only if the caller already imported it, so a baseline stays torch-free.
     """
+    from .engines import cpu_model
+
     tags = {
-        "hardware.cpu": _cpu_model(),
+        "hardware.cpu": cpu_model(),
         "hardware.cpu_count": str(os.cpu_count() or 0),
         "hardware.platform": platform.platform(terse=True),
         "version.python": platform.python_version(),
@@ -332,15 +334,6 @@ def hardware_tags() -> dict[str, str]:
                 tags["hardware.gpu_count"] = str(torch.cuda.device_count())
     tags["hardware"] = tags.get("hardware.gpu") or f"CPU x{tags['hardware.cpu_count']}"
     return tags
-
-
-@functools.cache
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="ignore").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine() or "unknown"
 
 
 # --------------------------------------------------------------------------- reading
@@ -357,7 +350,7 @@ def list_runs(runs_dir: str | os.PathLike[str], stages: Iterable[str] | None = N
     except UserError:
         raise
     except Exception as error:
-        raise UserError(f"cannot read the run store in {folder}: {_first_line(error)}") from error
+        raise UserError(f"cannot read the run store in {folder}: {first_line(error)}") from error
     wanted = set(stages) if stages is not None else None
     records = [_to_record(run, folder) for run in runs]
     return [r for r in sorted(records, key=lambda r: r.start_time) if wanted is None or r.stage in wanted]
@@ -447,6 +440,3 @@ def _short(model: str) -> str:
     return Path(str(model).rstrip("/")).name or str(model)
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:300] if text else type(error).__name__

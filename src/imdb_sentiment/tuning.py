@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import TrainConfig
-from .errors import UserError
+from .errors import UserError, first_line
 
 if TYPE_CHECKING:
     import optuna
@@ -222,7 +222,7 @@ def _check_server_url(url: str) -> None:
         parsed = make_url(url)
         port = parsed.port
     except ValueError as error:
-        reason = "the port is not a number" if "int()" in str(error) else _first_line(error)
+        reason = "the port is not a number" if "int()" in str(error) else first_line(error)
         raise UserError(f"malformed storage URL {display_url(url)}: {reason}; {expected}") from error
     if port is not None and not 0 < port < 65536:
         raise UserError(f"malformed storage URL {display_url(url)}: port {port} is out of range; {expected}")
@@ -262,10 +262,10 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
                             f"({error.name}); for PostgreSQL: pip install 'imdb-sentiment[scale]'") from error
         except Exception as error:
             if type(error).__name__ == "OperationalError":  # refused, unknown host, bad password...
-                reason = re.sub(r"^\([\w.]+\) ", "", _first_line(error))
+                reason = re.sub(r"^\([\w.]+\) ", "", first_line(error))
                 raise UserError(f"cannot connect to the study database {display_url(url)} (is the server "
                                 f"running and reachable?): {reason}") from error
-            raise UserError(f"cannot open study storage {display_url(url)}: {_first_line(error)}") from error
+            raise UserError(f"cannot open study storage {display_url(url)}: {first_line(error)}") from error
 
 
 def _lost_schema_race(error: BaseException) -> bool:
@@ -305,7 +305,7 @@ def open_study(settings: TuneSettings, storage: Any) -> optuna.Study:
         study = optuna.create_study(storage=storage, study_name=settings.study_name, sampler=sampler,
                                     pruner=pruner, direction="maximize", load_if_exists=True)
     except Exception as error:
-        raise UserError(f"cannot open study {settings.study_name!r}: {_first_line(error)}") from error
+        raise UserError(f"cannot open study {settings.study_name!r}: {first_line(error)}") from error
     if study.direction != optuna.study.StudyDirection.MAXIMIZE:
         raise UserError(f"study {settings.study_name!r} minimises; it was not created by this tool")
     _check_signature(study, study_signature(settings), storage)
@@ -418,7 +418,7 @@ def _train_trial(settings: TuneSettings, trial: optuna.Trial, config: TrainConfi
             raise
         trial.set_user_attr("out_of_memory", True)
         _track_trial(settings, trial, config, {}, time.perf_counter() - started, "out-of-memory", ())
-        raise TrialOutOfMemory(f"trial {trial.number} ran out of memory: {_first_line(error)}") from error
+        raise TrialOutOfMemory(f"trial {trial.number} ran out of memory: {first_line(error)}") from error
     finally:
         _free_memory()
 
@@ -712,6 +712,3 @@ def run_final(settings: TuneSettings, result: TuneResult, frames: dict[str, pd.D
     return final
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:300] if text else type(error).__name__

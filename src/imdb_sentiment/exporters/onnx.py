@@ -162,21 +162,12 @@ def _copy_training_record(source: Path, folder: Path) -> None:
 # --------------------------------------------------------------------------- cache
 
 def cache_key(folder: Path, quantize: str | None) -> str:
-    """Changes whenever a file of the model folder, this package or ONNX Runtime changes.
-
-    Only file names, sizes and modification times are read, so a cache hit costs milliseconds.
-    """
-    import hashlib
+    """Changes whenever a file of the model folder, this package or ONNX Runtime changes."""
     import importlib.metadata
 
-    digest = hashlib.sha256()
-    parts = [str(folder.resolve()), str(quantize), __version__, importlib.metadata.version("onnxruntime")]
-    for file in sorted(folder.iterdir()):
-        if file.is_file():
-            stat = file.stat()
-            parts.append(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}")
-    digest.update("\n".join(parts).encode("utf-8"))
-    return digest.hexdigest()[:24]
+    from ..artifacts import folder_fingerprint
+
+    return folder_fingerprint(folder, str(quantize), __version__, importlib.metadata.version("onnxruntime"))
 
 
 def cached_export(model: str | os.PathLike[str], quantize: str | None = "int8",
