@@ -98,7 +98,7 @@ def test_an_interrupted_tune_worker_leaves_its_trial_failed(postgres_url, tiny_e
     texts = [f"A wonderful film {i}." if i % 2 else f"A boring film {i}." for i in range(48)]
     pd.DataFrame({"text": texts, "label": [i % 2 for i in range(48)]}).to_parquet(data / "train.parquet")
     config = tmp_path / "run.toml"  # many epochs, so the trial is still running when interrupted
-    config.write_text('[train]\nprecision = "fp32"\nepochs = 50\nbatch_size = 8\nmax_length = 32\n'
+    config.write_text('[train]\nprecision = "fp32"\nepochs = 2000\nbatch_size = 8\nmax_length = 32\n'
                       '[search_space.learning_rate]\ntype = "float"\nlow = 1e-4\nhigh = 1e-3\nlog = true\n')
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     worker = subprocess.Popen(
