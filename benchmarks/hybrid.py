@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
+import os
 import sys
 import time
 from pathlib import Path
@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 from common import RESULTS_DIR, SHARED
 from score_cache import cached_positive, read_cache
+
+from imdb_sentiment.engines import cpu_flags, cpu_model
 
 
 def parse_args() -> argparse.Namespace:
@@ -56,15 +58,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--save", help="Also write the hybrid folder chosen with the refit by movie here "
                         "(what `imdb-sentiment hybrid --refit-by movie` writes), e.g. for predict_hybrid.py.")
     return parser.parse_args()
-
-
-def cpu_flags() -> list[str]:
-    wanted = {"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile"}
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    return sorted(wanted & set(text.split()))
 
 
 def refit_scores(screen: object, frames: dict, cache: Path, folds: int) -> np.ndarray:
@@ -216,9 +209,10 @@ def main() -> None:
                           "threshold": c.threshold, "fallback": c.fallback, "validation_accuracy": c.accuracy,
                           "validation_transformer_share": c.transformer_share}
                     for how, c in choices.items()},
-        "rows": rows, "speed": speeds, "cpu_flags": cpu_flags(), "machine": platform.processor(),
-        "note": "2 shared, loaded CPU cores; transformer scores from the int8 ONNX Runtime engine "
-                "(predict's default on this CPU)",
+        "rows": rows, "speed": speeds, "cpu": cpu_model(), "cpu_flags": cpu_flags(), "cpus": os.cpu_count(),
+        "load_average_1min_at_end": round(os.getloadavg()[0], 2),
+        "date": time.strftime("%Y-%m-%d"),
+        "note": "transformer scores from the int8 ONNX Runtime engine (predict's default on this CPU)",
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(summary, indent=2) + "\n")

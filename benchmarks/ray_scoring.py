@@ -21,11 +21,7 @@ from pathlib import Path
 
 from common import prediction_parser, test_reviews
 
-
-def cpu_flags() -> list[str]:
-    wanted = {"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile"}
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    return sorted(wanted & set(text.split()))
+from imdb_sentiment.engines import cpu_flags
 
 
 def single_process(model: str, files: list[Path], out: Path, options: dict) -> float:

@@ -252,6 +252,27 @@ def test_build_with_refit_by_movie(data_dir, baseline_dir, tiny_classifier, tmp_
     assert load_model(tmp_path / "h", device="cpu", backend="torch").mode == "ensemble"
 
 
+def test_build_records_its_run_and_what_the_hybrid_cost_to_make(data_dir, baseline_dir, tiny_classifier,
+                                                                 tmp_path) -> None:
+    from imdb_sentiment.tracking import list_runs
+
+    transformer = tmp_path / "transformer"
+    shutil.copytree(tiny_classifier, transformer)
+    config = HybridConfig(validation_size=0.25, device="cpu", backend="torch")
+    untimed = build_hybrid(baseline_dir, transformer, data_dir, tmp_path / "untimed", config)
+    assert untimed["train_seconds"] is None  # the transformer recorded no training time
+
+    (transformer / "metrics.json").write_text(json.dumps({"train_seconds": 100.0}))
+    metrics = build_hybrid(baseline_dir, transformer, data_dir, tmp_path / "h", config,
+                           runs_dir=tmp_path / "runs")
+    screen_seconds = read_json(baseline_dir / "metrics.json")["train_seconds"]
+    assert metrics["train_seconds"] == pytest.approx(100.0 + screen_seconds + metrics["seconds"], abs=0.02)
+    assert read_json(tmp_path / "h" / "metrics.json")["train_seconds"] == metrics["train_seconds"]
+    [record] = list_runs(tmp_path / "runs")
+    assert record.stage == "hybrid" and record.metric("train_seconds") == metrics["train_seconds"]
+    assert record.metric("validation_accuracy") == metrics["validation_accuracy"]["ensemble"]
+
+
 def test_a_hybrid_is_explained_by_its_screen_exactly(hybrid_dir: Path) -> None:
     from imdb_sentiment.baselines import load_baseline
     from imdb_sentiment.explain import load_explainer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,7 @@ import pytest
 from imdb_sentiment import quickstart, tracking
 from imdb_sentiment.cli import main
 from imdb_sentiment.errors import UserError
+from imdb_sentiment.hybrid import load_model
 
 
 def _plan(tmp_path: Path, device: str, **overrides) -> quickstart.QuickstartPlan:
@@ -94,23 +96,31 @@ def test_quickstart_end_to_end_with_tiny_models(small_data, tiny_encoder, tiny_c
     assert "report ->" in captured.out
 
     records = tracking.list_runs(runs)
-    assert [r.stage for r in records] == ["baseline", "pretrained", "train", "ready"]
+    assert [r.stage for r in records] == ["baseline", "pretrained", "train", "ready", "hybrid"]
     entries = [r.metric("test_n_test", "n_test") for r in records]
-    assert entries == [30, 30, 30, 30]  # every stage scored on the same test reviews
+    assert entries == [30, 30, 30, 30, 30]  # every stage scored on the same test reviews
     ids = {tuple(pd.read_parquet(r.artifact("predictions.parquet"))["id"].sort_values()) for r in records}
     assert len(ids) == 1
     assert all(r.tags["quickstart"] == records[0].tags["quickstart"] for r in records)
     # The baseline and the fine-tuned model learn from the same 40 reviews; the ready model from its own.
-    assert [r.metric("n_train") for r in records] == [40, None, 40, 22505]
+    # The ready model has no record of its validation carve, so the hybrid uses the fine-tuned one.
+    assert [r.metric("n_train") for r in records] == [40, None, 40, 22505, 40]
+    hybrid = records[-1]
+    assert hybrid.params["transformer_source"] == "fine-tuned" and hybrid.params["refit_by"] == "movie"
+    assert 0 <= hybrid.metric("transformer_share") <= 1 and hybrid.metric("train_seconds") > 0
+    decided = load_model(out / "hybrid", device="cpu").predict_details(["A fine film."]).decided_by
+    assert decided is not None and decided[0] in ("screen", "transformer", "blend")  # a usable hybrid folder
 
     # One duration per stage: the one printed is the one recorded.
-    for record, name in zip(records, ["baseline", "pretrained", "fine-tune", "ready model"], strict=True):
+    for record, name in zip(records, ["baseline", "pretrained", "fine-tune", "ready model", "hybrid"],
+                            strict=True):
         assert f"{name}: " in captured.err
         line = next(x for x in captured.err.splitlines() if x.startswith(f"{name}: "))
         assert line.endswith(f"(stage {record.duration:.1f} s)")
 
     report = (out / "report" / "report.md").read_text()
-    for title in ("Baseline (bag of words)", "Pretrained classifier", "Fine-tuned", "Ready fine-tuned model"):
+    for title in ("Baseline (bag of words)", "Pretrained classifier", "Fine-tuned", "Ready fine-tuned model",
+                  "Hybrid (screen + transformer)"):
         assert title in report
     assert "train reviews" in report and "With the same 40 labelled reviews" in report
     assert "fine-tuned beforehand on 22,505 reviews (cuda:0)" in report
@@ -119,12 +129,12 @@ def test_quickstart_end_to_end_with_tiny_models(small_data, tiny_encoder, tiny_c
     assert (out / "baseline" / "model" / "model.skops").is_file()
     marker = json.loads((out / "quickstart.json").read_text())
     assert marker["status"] == "done"
-    assert set(marker["seconds"]) == {"baseline", "pretrained", "fine-tune", "ready model"}
+    assert set(marker["seconds"]) == {"baseline", "pretrained", "fine-tune", "ready model", "hybrid"}
 
     # `runs` reads the same store the quickstart recorded into.
     assert main(["runs", "--runs-dir", str(runs)]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert [line.split()[3] for line in table[2:]] == ["baseline", "pretrained", "train", "ready"]
+    assert [line.split()[3] for line in table[2:]] == ["baseline", "pretrained", "train", "ready", "hybrid"]
 
     # The saved run file names the real data, so `train --config` repeats the run.
     run_file = out / "fine-tuned" / "train_config.toml"
@@ -135,6 +145,26 @@ def test_quickstart_end_to_end_with_tiny_models(small_data, tiny_encoder, tiny_c
     first = json.loads((out / "fine-tuned" / "metrics.json").read_text())
     assert (again["n_train"], again["n_test"]) == (first["n_train"], first["n_test"])
     assert again["data"] == str(small_data)
+
+
+def test_the_hybrid_stage_takes_the_ready_model_only_with_the_same_validation_reviews(tiny_classifier,
+                                                                                        tmp_path):
+    ready = tmp_path / "ready"
+    shutil.copytree(tiny_classifier, ready)
+    (ready / "metrics.json").write_text(json.dumps({"n_train": 900}))
+    frames = {"full_train": pd.DataFrame({"text": ["x"] * 900}), "train": pd.DataFrame({"text": ["x"] * 40})}
+    plan = quickstart.make_plan(data="d", model="m", pretrained="none", output=tmp_path / "q", runs_dir=None,
+                                device="cpu", ready_model=str(ready))
+
+    def chosen(seed: int, validation_size: float) -> tuple[str, int]:
+        (ready / "train_config.toml").write_text(f"[train]\nseed = {seed}\n"
+                                                 f"validation_size = {validation_size}\n")
+        _folder, train, source = quickstart._hybrid_transformer(plan, frames)
+        return source, len(train)
+
+    assert chosen(42, 0.1) == ("ready", 900)  # it held out this job's validation reviews
+    assert chosen(7, 0.1) == ("fine-tuned", 40)  # its validation reviews would be in its training data
+    assert chosen(42, 0.2) == ("fine-tuned", 40)
 
 
 def test_the_readme_names_the_report_where_quickstart_writes_it():

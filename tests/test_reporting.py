@@ -177,6 +177,34 @@ def test_evaluations_of_pretrained_and_fine_tuned_models_are_told_apart(runs_dir
 
 
 
+def test_hybrids_join_the_story_and_the_time_plot(runs_dir, tmp_path):
+    tracking.log_run(runs_dir, stage="train", model="minilm", metrics={"accuracy": 0.93, "n_test": 100,
+                                                                       "train_seconds": 80.0})
+    # `evaluate` on a hybrid folder records the share of reviews its transformer scored.
+    tracking.log_run(runs_dir, stage="evaluate", model="outputs/hybrid",
+                     metrics={"accuracy": 0.94, "n_test": 100, "transformer_share": 0.25,
+                              "reviews_per_second": 40.0})
+    tracking.log_run(runs_dir, stage="hybrid", model="outputs/hybrid",
+                     metrics={"validation_accuracy": 0.935, "train_seconds": 115.0,
+                              "validation_transformer_share": 0.3})
+    stages = sorted(reporting.story_stage(r) for r in tracking.list_runs(runs_dir))
+    assert stages == ["hybrid", "hybrid", "train"]
+    reporting.write_report(runs_dir, tmp_path / "report")
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    story = markdown.split("## The story")[1].split("##")[0]
+    assert "**Hybrid (screen + transformer)** — `hybrid`: accuracy 0.9400 on 100 test reviews" in story
+    assert "sending 25% of reviews to the transformer" in story
+    assert "## Accuracy against training and prediction time" in markdown
+    assert (tmp_path / "report" / "accuracy_vs_time.png").stat().st_size > 1000
+
+
+def test_the_time_plot_needs_only_prediction_speeds(runs_dir, tmp_path):
+    tracking.log_run(runs_dir, stage="evaluate", model="hub-org/sst2-model",
+                     metrics={"accuracy": 0.88, "n_test": 100, "reviews_per_second": 30.0})
+    reporting.write_report(runs_dir, tmp_path / "report")
+    assert (tmp_path / "report" / "accuracy_vs_time.png").is_file()
+
+
 def test_the_report_shows_star_rating_errors_when_runs_have_them(runs_dir, tmp_path):
     from imdb_sentiment.tracking import log_run
 

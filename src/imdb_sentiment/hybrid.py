@@ -447,17 +447,13 @@ def check_same_split(config: HybridConfig, baseline: Path, transformer: Path) ->
     wanted = {"seed": config.seed, "validation_size": config.validation_size,
               "group_column": config.group_column}
     recorded: dict[str, dict[str, Any]] = {}
-    metrics_file = baseline.parent / "metrics.json" if baseline.name == "model" else baseline / "metrics.json"
+    metrics_file = _baseline_metrics_file(baseline)
     if metrics_file.is_file():
         found = read_json(metrics_file)
         recorded["baseline"] = {key: found.get(key, None if key == "group_column" else "?") for key in wanted}
-    config_file = transformer / "train_config.toml"
-    if config_file.is_file():
-        from .config import train_config_from_file
-
-        train = train_config_from_file(config_file)[0]
-        recorded["transformer"] = {"seed": train.seed, "validation_size": train.validation_size,
-                                   "group_column": train.group_column}
+    split = transformer_split(transformer)
+    if split is not None:
+        recorded["transformer"] = split
     for part, found in recorded.items():
         differing = {key: found[key] for key in wanted if found[key] != "?" and found[key] != wanted[key]}
         if differing:
@@ -467,29 +463,58 @@ def check_same_split(config: HybridConfig, baseline: Path, transformer: Path) ->
     return recorded
 
 
+def transformer_split(transformer: Path) -> dict[str, Any] | None:
+    """The validation carve a transformer was trained with (seed, validation_size, group_column),
+    from its ``train_config.toml``; None when it was not trained by ``train``."""
+    config_file = transformer / "train_config.toml"
+    if not config_file.is_file():
+        return None
+    from .config import train_config_from_file
+
+    train = train_config_from_file(config_file)[0]
+    return {"seed": train.seed, "validation_size": train.validation_size, "group_column": train.group_column}
+
+
 def build_hybrid(baseline: str | os.PathLike[str], transformer: str | os.PathLike[str],
                  data: str | os.PathLike[str], output: str | os.PathLike[str], config: HybridConfig, *,
-                 overwrite: bool = False, progress: Any = None) -> dict[str, Any]:
-    """Score both parts on validation, choose blend and threshold, write the hybrid folder.
+                 overwrite: bool = False, progress: Any = None,
+                 runs_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Score both parts on the validation split of ``data``, choose blend and threshold, write the folder.
 
-    Returns the ``metrics.json`` content (validation only: the test split is never read).
+    Returns the ``metrics.json`` content (validation only: the test split is never read). With
+    ``runs_dir``, records the run there (as every stage does: see ``tracking``).
     """
     from .artifacts import check_output_dir
-    from .baselines import load_baseline
     from .data import load_splits
 
-    say = progress or (lambda line: None)
     started = time.perf_counter()
     check_output_dir(output, overwrite)
     baseline_dir = baseline_model_dir(baseline)
     transformer_dir = check_transformer_dir(transformer)
     check_same_split(config, baseline_dir, transformer_dir)
-    screen = load_baseline(baseline_dir)
-    check_screen(screen, baseline_dir)
     frames = load_splits(data, text_column=config.text_column, label_column=config.label_column,
                          validation_size=config.validation_size, seed=config.seed,
                          cleaning=config.cleaning, require=("train", "validation"),  # type: ignore[arg-type]
                          group_column=config.group_column)
+    return fit_hybrid(baseline_dir, transformer_dir, frames, output, config, data=str(data),
+                      overwrite=overwrite, progress=progress, runs_dir=runs_dir, started=started)
+
+
+def fit_hybrid(baseline: str | os.PathLike[str], transformer: str | os.PathLike[str],
+               frames: dict[str, pd.DataFrame], output: str | os.PathLike[str], config: HybridConfig, *,
+               data: str | None = None, overwrite: bool = False, progress: Any = None,
+               runs_dir: str | os.PathLike[str] | None = None, started: float | None = None,
+               tags: dict[str, Any] | None = None) -> dict[str, Any]:
+    """:func:`build_hybrid` on splits already loaded: ``frames["validation"]`` (reviews neither part
+    was trained on) feeds every choice; ``frames["train"]`` only the ``refit_by`` refits."""
+    from .baselines import load_baseline
+
+    say = progress or (lambda line: None)
+    started = time.perf_counter() if started is None else started
+    baseline_dir = baseline_model_dir(baseline)
+    transformer_dir = check_transformer_dir(transformer)
+    screen = load_baseline(baseline_dir)
+    check_screen(screen, baseline_dir)
     validation = frames["validation"]
     say(f"scoring {len(validation):,} validation reviews with both parts")
     model = SentimentClassifier.load(transformer_dir, device=config.device, backend=config.backend)
@@ -506,15 +531,58 @@ def build_hybrid(baseline: str | os.PathLike[str], transformer: str | os.PathLik
     transformer_p = model.predict_proba(texts)[:, 1]
     choice = choose(screen_p, transformer_p, validation["label"].to_numpy(), max_drop=config.max_drop,
                     seed=config.seed)
-    return save_hybrid(output, settings, choice, baseline_dir, transformer_dir, config,
-                       {"n_validation": len(validation), "data": str(data)}, overwrite=overwrite,
-                       started=started)
+    metrics = save_hybrid(output, settings, choice, baseline_dir, transformer_dir, config,
+                          {"n_validation": len(validation), "data": data}, overwrite=overwrite,
+                          started=started,
+                          parts_train_seconds=_parts_train_seconds(baseline_dir, transformer_dir))
+    if runs_dir is not None:
+        _record_hybrid(runs_dir, output, metrics, tags)
+    return metrics
+
+
+def _parts_train_seconds(baseline_dir: Path, transformer_dir: Path) -> float | None:
+    """Both parts' recorded training time, or None when either did not record one."""
+    from .artifacts import read_json
+
+    total = 0.0
+    for metrics_file in (_baseline_metrics_file(baseline_dir), transformer_dir / "metrics.json"):
+        seconds = read_json(metrics_file).get("train_seconds") if metrics_file.is_file() else None
+        if not isinstance(seconds, int | float):
+            return None
+        total += float(seconds)
+    return total
+
+
+def _baseline_metrics_file(baseline_dir: Path) -> Path:
+    folder = baseline_dir.parent if baseline_dir.name == "model" else baseline_dir
+    return folder / "metrics.json"
+
+
+def _record_hybrid(runs_dir: str | os.PathLike[str], output: str | os.PathLike[str], metrics: dict[str, Any],
+                   tags: dict[str, Any] | None) -> None:
+    from .tracking import log_run
+
+    accuracy = metrics["validation_accuracy"]
+    params = {key: metrics[key] for key in ("data", "baseline", "transformer", "mode", "threshold",
+                                            "fallback", "seed", "validation_size", "group_column",
+                                            "refit_by", "max_drop")}
+    scores = {"validation_accuracy": accuracy["ensemble"], "screen_weight": metrics["screen_weight"],
+              "validation_transformer_share": metrics["validation_transformer_share"],
+              "train_seconds": metrics["train_seconds"], "n_validation": metrics["n_validation"],
+              **{f"validation_accuracy_{key}": value for key, value in accuracy.items()}}
+    log_run(runs_dir, stage="hybrid", model=str(output), params=params, metrics=scores,
+            duration=metrics.get("seconds"), artifacts=[output], tags=tags)
 
 
 def save_hybrid(output: str | os.PathLike[str], settings: HybridSettings, choice: Choice, baseline_dir: Path,
                 transformer_dir: Path, config: HybridConfig, facts: dict[str, Any], *,
-                overwrite: bool = False, started: float | None = None) -> dict[str, Any]:
-    """Write the hybrid folder (atomically) with what validation chose; returns its metrics."""
+                overwrite: bool = False, started: float | None = None,
+                parts_train_seconds: float | None = None) -> dict[str, Any]:
+    """Write the hybrid folder (atomically) with what validation chose; returns its metrics.
+
+    ``train_seconds`` is what the hybrid cost to make (``parts_train_seconds`` plus its own fit),
+    so it sits on the report's accuracy-against-training-time plot next to its parts.
+    """
     import shutil
 
     from .artifacts import atomic_output_dir, write_json
@@ -543,6 +611,8 @@ def save_hybrid(output: str | os.PathLike[str], settings: HybridSettings, choice
         _write_curve(tmp, choice, settings.threshold)
         if started is not None:
             metrics["seconds"] = round(time.perf_counter() - started, 2)
+        metrics["train_seconds"] = (None if parts_train_seconds is None
+                                    else round(parts_train_seconds + metrics.get("seconds", 0.0), 2))
         write_json(tmp / "metrics.json", metrics)
         (tmp / "README.md").write_text(render_hybrid_card(settings, metrics), encoding="utf-8")
     return metrics

@@ -12,12 +12,14 @@ if TYPE_CHECKING:
     import optuna
 
 
-def new_figure(width: float = 6.4, height: float = 4.2) -> tuple[Any, Any]:
-    """A pyplot-free figure (the Agg canvas is used by ``savefig``): no GUI, no global state."""
+def new_figure(width: float = 6.4, height: float = 4.2, columns: int = 1) -> tuple[Any, Any]:
+    """A pyplot-free figure (the Agg canvas is used by ``savefig``): no GUI, no global state.
+
+    With ``columns`` > 1 the axes come as an array of panels sharing the y axis."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(width, height), dpi=110, layout="constrained")
-    return figure, figure.subplots()
+    return figure, figure.subplots(1, columns, sharey=True) if columns > 1 else figure.subplots()
 
 
 def plot_confusion_matrix(matrix: Sequence[Sequence[float]], path: str | os.PathLike[str],

@@ -1,4 +1,4 @@
-"""The main job in one command: baseline → pretrained classifier → fine-tuned model → report.
+"""The main job in one command: baseline → pretrained classifier → fine-tuned model → hybrid → report.
 
 Every stage is scored on the same test reviews, recorded in the run store, and the report tells
 the story from those records. On a CPU the defaults keep the whole job to minutes (a training
@@ -29,6 +29,7 @@ NONE = "none"
 CPU_DEFAULTS = {"max_train_samples": 1000, "max_eval_samples": 200, "max_test_samples": 500,
                 "max_length": 128, "epochs": 1.0}
 MARKER = "quickstart.json"
+VALIDATION_SIZE = 0.1
 GPU_DEFAULTS = {"max_train_samples": None, "max_eval_samples": None, "max_test_samples": None,
                 "max_length": 512, "epochs": 3.0}
 
@@ -135,7 +136,8 @@ def run_quickstart(plan: QuickstartPlan, *, overwrite: bool = False, echo: Echo 
     ensure_writable(plan.runs_dir)
     write_json(marker, {**asdict(plan), "session": session, "status": "running"})
     stages = [("baseline", run_baseline_stage), ("pretrained", run_pretrained_stage),
-              ("fine-tune", run_finetune_stage), ("ready model", run_ready_stage)]
+              ("fine-tune", run_finetune_stage), ("ready model", run_ready_stage),
+              ("hybrid", run_hybrid_stage)]
     wanted = {"pretrained": plan.pretrained is not None, "ready model": plan.ready_model is not None}
     timings = {name: _stage(echo, name, lambda run=run: run(plan, frames, session))
                for name, run in stages if wanted.get(name, True)}
@@ -166,7 +168,8 @@ def _load(plan: QuickstartPlan, echo: Echo) -> dict[str, pd.DataFrame]:
     the same seeded subsets that ``train`` draws from the same source, so the stages compare fairly."""
     from .data import load_splits, subsample
 
-    frames = load_splits(plan.data, seed=plan.seed)
+    frames = load_splits(plan.data, seed=plan.seed, validation_size=VALIDATION_SIZE)
+    frames["full_train"] = frames["train"]  # what a ready model (trained elsewhere on all of it) saw
     frames["train"] = subsample(frames["train"], plan.max_train_samples, plan.seed)
     frames["validation"] = subsample(frames["validation"], plan.max_eval_samples, plan.seed)
     frames["test"] = subsample(frames["test"], plan.max_test_samples, plan.seed)
@@ -273,6 +276,70 @@ def run_ready_stage(plan: QuickstartPlan, frames: dict[str, pd.DataFrame], sessi
                       params)
     where = f" (trained on {origin['device']})" if origin.get("device") else ""
     return _summary(metrics) + where, seconds
+
+
+def run_hybrid_stage(plan: QuickstartPlan, frames: dict[str, pd.DataFrame], session: str
+                     ) -> tuple[str, float]:
+    """An NB-SVM screen in front of the best transformer at hand (the ready model, else the one just
+    fine-tuned), fitted on the validation reviews and scored on the test reviews.
+
+    The screen learns from the same train reviews as its transformer. When the data names each
+    review's movie, the blend is chosen on scores from screens refit without the validation movies,
+    as on test, where every movie is new (see :func:`imdb_sentiment.hybrid.group_out_of_fold`).
+    """
+    import tempfile
+
+    from .artifacts import write_json
+    from .baselines import fit_baseline, save_baseline
+    from .evaluation import evaluate_model
+    from .hybrid import HybridConfig, fit_hybrid, load_model
+
+    started = time.perf_counter()
+    transformer, train, source = _hybrid_transformer(plan, frames)
+    refit_by = "movie" if "movie" in train.columns and "movie" in frames["validation"].columns else None
+    config = HybridConfig(seed=plan.seed, device=plan.device, refit_by=refit_by, refit_folds=2)
+    folder = plan.output / "hybrid"
+    with tempfile.TemporaryDirectory(prefix="screen-") as screen_dir:
+        fit_started = time.perf_counter()
+        screen = fit_baseline("nbsvm", train, plan.seed)
+        save_baseline(screen, screen_dir, "nbsvm")
+        fit_seconds = round(time.perf_counter() - fit_started, 2)
+        write_json(Path(screen_dir) / "metrics.json", {"train_seconds": fit_seconds, "n_train": len(train)})
+        chosen = fit_hybrid(screen_dir, transformer, frames, folder, config, data=plan.data, overwrite=True)
+    model = load_model(folder, device=plan.device)
+    metrics = evaluate_model(model, {"test": frames["test"]}, plan.output / "hybrid-test", seed=plan.seed,
+                             overwrite=True, progress=_terminal())
+    metrics.update(n_train=len(train), train_seconds=chosen["train_seconds"], mode=model.mode,
+                   threshold=chosen["threshold"], screen_weight=chosen["screen_weight"],
+                   validation_accuracy=chosen["validation_accuracy"]["ensemble"])
+    params = {"transformer": transformer, "transformer_source": source, "refit_by": refit_by,
+              "mode": metrics["mode"], "threshold": chosen["threshold"], "fallback": chosen["fallback"]}
+    seconds = _record(plan, session, "hybrid", str(folder), metrics, started,
+                      [plan.output / "hybrid-test" / "predictions.parquet", folder], params)
+    share = metrics.get("transformer_share")
+    return (_summary(metrics) + f"; NB-SVM + {source} transformer, {metrics['mode']} mode"
+            + (f", {share:.0%} of reviews sent to the transformer" if share is not None else "")), seconds
+
+
+def _hybrid_transformer(plan: QuickstartPlan, frames: dict[str, pd.DataFrame]
+                        ) -> tuple[str, pd.DataFrame, str]:
+    """(transformer folder, the train reviews it learned from, "ready" or "fine-tuned").
+
+    The ready model joins only when it held out the same validation reviews as this job (same
+    seed and carve, all of the train part), so the hybrid's choices are made on reviews neither
+    part saw.
+    """
+    from .artifacts import read_json
+    from .hybrid import transformer_split
+
+    if plan.ready_model is not None:
+        ready = Path(plan.ready_model).expanduser()
+        trained = read_json(ready / "metrics.json") if (ready / "metrics.json").is_file() else {}
+        same_split = transformer_split(ready) == {"seed": plan.seed, "validation_size": VALIDATION_SIZE,
+                                                  "group_column": None}
+        if same_split and trained.get("n_train") == len(frames["full_train"]):
+            return str(ready), frames["full_train"], "ready"
+    return str(plan.output / "fine-tuned"), frames["train"], "fine-tuned"
 
 
 def _terminal() -> bool:

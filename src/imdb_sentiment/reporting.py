@@ -80,6 +80,8 @@ class Entry:
 
 def story_stage(record: RunRecord) -> str:
     """The run's step in the story: an evaluation of a model not trained here is "pretrained"."""
+    if record.stage == "evaluate" and record.metric("transformer_share") is not None:
+        return "hybrid"  # an evaluation of a hybrid folder
     if record.stage == "evaluate" and record.tags.get("model_origin") == "pretrained":
         return "pretrained"
     return record.stage
@@ -156,24 +158,33 @@ def _stage_rank(stage: str) -> int:
 
 
 def plot_accuracy_vs_time(entries: Sequence[Entry], trials: Sequence[Entry], path: Path) -> Path:
-    figure, ax = new_figure()
+    """Two panels: accuracy against what a model cost to make (a hybrid: its parts plus its fit) and
+    against what it costs to use (seconds per 1,000 reviews), where a hybrid's screen pays off."""
+    figure, (train_ax, predict_ax) = new_figure(10.0, 4.2, columns=2)
     for stage in sorted({e.stage for e in entries}, key=_stage_rank):
-        points = [e for e in entries if e.stage == stage and e.train_seconds]
-        if points:
-            ax.scatter([e.train_seconds for e in points], [e.accuracy for e in points], s=50,
-                       label=STAGE_TITLES.get(stage, stage), zorder=3)
+        label = STAGE_TITLES.get(stage, stage)
+        trained = [e for e in entries if e.stage == stage and e.train_seconds]
+        if trained:
+            train_ax.scatter([e.train_seconds for e in trained], [e.accuracy for e in trained], s=50,
+                             label=label, zorder=3)
+        used = [e for e in entries if e.stage == stage and e.reviews_per_second]
+        if used:
+            predict_ax.scatter([1000 / e.reviews_per_second for e in used], [e.accuracy for e in used],
+                               s=50, label=label, zorder=3)
     timed = [e for e in trials if e.train_seconds]
     if timed:
-        ax.scatter([e.train_seconds for e in timed], [e.accuracy for e in timed], s=18, marker="x",
-                   color="grey", label="tuning trials (validation)", zorder=2)
-    ax.set_xscale("log")
-    ax.set_xlabel("training time (s, log scale)")
-    ax.set_ylabel("accuracy")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+        train_ax.scatter([e.train_seconds for e in timed], [e.accuracy for e in timed], s=18, marker="x",
+                         color="grey", label="tuning trials (validation)", zorder=2)
+    train_ax.set_xlabel("training time (s, log scale)")
+    train_ax.set_ylabel("accuracy")
+    predict_ax.set_xlabel("prediction time per 1,000 reviews (s, log scale)")
+    for ax in (train_ax, predict_ax):
+        if ax.collections:
+            ax.set_xscale("log")
+            ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
     figure.savefig(path)
     return path
-
 
 
 # --------------------------------------------------------------------------- documents
@@ -347,6 +358,11 @@ def _training_phrase(entry: Entry) -> str:
         return f", fine-tuned beforehand on {trained}" + (f" ({where})" if where else "")
     if entry.stage in ("pretrained", "evaluate"):
         return ", not trained here"
+    if entry.stage == "hybrid":
+        share = entry.record.metric("transformer_share", "validation_transformer_share")
+        made = f", made in {_seconds(entry.train_seconds)} (both parts' training and its fit)" \
+            if entry.train_seconds else ""
+        return made + (f", sending {share:.0%} of reviews to the transformer" if share is not None else "")
     parts = [f"{entry.train_reviews:,} train reviews"] if entry.train_reviews else []
     if entry.train_seconds:
         parts.append(f"{_seconds(entry.train_seconds)} of training")
@@ -440,11 +456,11 @@ def _predictions(record: RunRecord) -> Any:
 
 def _time_section(document: Document, entries: Sequence[Entry], trials: Sequence[Entry], folder: Path
                   ) -> None:
-    if not any(e.train_seconds for e in [*entries, *trials]):
+    if not any(e.train_seconds or e.reviews_per_second for e in [*entries, *trials]):
         return
-    document.heading("Accuracy against training time")
+    document.heading("Accuracy against training and prediction time")
     plot_accuracy_vs_time(entries, trials, folder / "accuracy_vs_time.png")
-    document.image("accuracy_vs_time.png", "Accuracy against training time")
+    document.image("accuracy_vs_time.png", "Accuracy against training and prediction time")
 
 
 def _study_section(document: Document, study: optuna.Study, folder: Path) -> None:

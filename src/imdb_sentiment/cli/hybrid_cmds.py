@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import typer
 
 from . import options
@@ -52,27 +50,15 @@ def hybrid(
                           copy_transformer=copy_transformer, refit_by=refit_by, device=device,
                           backend=backend)
     options.quiet_model_loading()
-    started = time.perf_counter()
     with warnings_as_lines():
         metrics = build_hybrid(baseline, transformer, data, output, config, overwrite=overwrite,
-                               progress=lambda line: typer.echo(line, err=True))
+                               progress=lambda line: typer.echo(line, err=True), runs_dir=runs_dir)
     accuracy = metrics["validation_accuracy"]
     typer.echo(f"validation accuracy: screen {accuracy['screen']:.4f}, "
                f"transformer {accuracy['transformer']:.4f}, "
                f"ensemble {accuracy['ensemble']:.4f} (screen weight {metrics['screen_weight']:.2f}), "
                f"cascade {accuracy['cascade']:.4f} at threshold {metrics['chosen_threshold']:.2f} "
                f"({metrics['validation_transformer_share']:.1%} to the transformer); saved to {output}")
-    if runs_dir is not None:
-        from ..tracking import log_run
-
-        params = {key: metrics[key] for key in ("data", "baseline", "transformer", "mode", "threshold",
-                                                "fallback", "seed", "validation_size", "group_column",
-                                                "refit_by", "max_drop")}
-        scores = {"validation_accuracy": accuracy["ensemble"], "screen_weight": metrics["screen_weight"],
-                  "validation_transformer_share": metrics["validation_transformer_share"],
-                  **{f"validation_accuracy_{key}": value for key, value in accuracy.items()}}
-        log_run(runs_dir, stage="hybrid", model=output, params=params, metrics=scores,
-                duration=time.perf_counter() - started, artifacts=[output])
 
 
 def register(app: typer.Typer) -> None:
