@@ -78,7 +78,10 @@ def ready_model(tiny_classifier, tmp_path) -> Path:
 
     folder = tmp_path / "ready"
     shutil.copytree(tiny_classifier, folder)
-    (folder / "metrics.json").write_text(json.dumps({"n_train": 22505, "device": "cuda:0"}))
+    # Trained on all 270 train reviews of `small_data` (300 less the 10 % validation carve, seed 42).
+    (folder / "metrics.json").write_text(json.dumps({"n_train": 270, "device": "cuda:0",
+                                                                 "train_seconds": 60.0}))
+    (folder / "train_config.toml").write_text("[train]\nseed = 42\nvalidation_size = 0.1\n")
     return folder
 
 
@@ -103,11 +106,12 @@ def test_quickstart_end_to_end_with_tiny_models(small_data, tiny_encoder, tiny_c
     assert len(ids) == 1
     assert all(r.tags["quickstart"] == records[0].tags["quickstart"] for r in records)
     # The baseline and the fine-tuned model learn from the same 40 reviews; the ready model from its own.
-    # The ready model has no record of its validation carve, so the hybrid uses the fine-tuned one.
-    assert [r.metric("n_train") for r in records] == [40, None, 40, 22505, 40]
+    # The ready model held out the same validation reviews: the hybrid's screen learns from its 270.
+    assert [r.metric("n_train") for r in records] == [40, None, 40, 270, 270]
     hybrid = records[-1]
-    assert hybrid.params["transformer_source"] == "fine-tuned" and hybrid.params["refit_by"] == "movie"
-    assert 0 <= hybrid.metric("transformer_share") <= 1 and hybrid.metric("train_seconds") > 0
+    assert hybrid.params["transformer_source"] == "ready" and hybrid.params["refit_by"] == "movie"
+    assert 0 <= hybrid.metric("transformer_share") <= 1
+    assert hybrid.metric("train_seconds") > 60.0  # the ready model's training, the screen's and the fit
     decided = load_model(out / "hybrid", device="cpu").predict_details(["A fine film."]).decided_by
     assert decided is not None and decided[0] in ("screen", "transformer", "blend")  # a usable hybrid folder
 
@@ -123,7 +127,7 @@ def test_quickstart_end_to_end_with_tiny_models(small_data, tiny_encoder, tiny_c
                   "Hybrid (screen + transformer)"):
         assert title in report
     assert "train reviews" in report and "With the same 40 labelled reviews" in report
-    assert "fine-tuned beforehand on 22,505 reviews (cuda:0)" in report
+    assert "fine-tuned beforehand on 270 reviews (cuda:0)" in report
     for picture in ("confusion_matrix.png", "roc_curves.png", "accuracy_vs_time.png"):
         assert (out / "report" / picture).is_file()
     assert (out / "baseline" / "model" / "model.skops").is_file()

@@ -305,7 +305,8 @@ def run_hybrid_stage(plan: QuickstartPlan, frames: dict[str, pd.DataFrame], sess
         save_baseline(screen, screen_dir, "nbsvm")
         fit_seconds = round(time.perf_counter() - fit_started, 2)
         write_json(Path(screen_dir) / "metrics.json", {"train_seconds": fit_seconds, "n_train": len(train)})
-        chosen = fit_hybrid(screen_dir, transformer, frames, folder, config, data=plan.data, overwrite=True)
+        parts = {"train": train, "validation": frames["validation"]}  # the refits drop from the screen's own
+        chosen = fit_hybrid(screen_dir, transformer, parts, folder, config, data=plan.data, overwrite=True)
     model = load_model(folder, device=plan.device)
     metrics = evaluate_model(model, {"test": frames["test"]}, plan.output / "hybrid-test", seed=plan.seed,
                              overwrite=True, progress=_terminal())
