@@ -161,16 +161,19 @@ def plot_accuracy_vs_time(entries: Sequence[Entry], trials: Sequence[Entry], pat
     """Two panels: accuracy against what a model cost to make (a hybrid: its parts plus its fit) and
     against what it costs to use (seconds per 1,000 reviews), where a hybrid's screen pays off."""
     figure, (train_ax, predict_ax) = new_figure(10.0, 4.2, columns=2)
-    for stage in sorted({e.stage for e in entries}, key=_stage_rank):
-        label = STAGE_TITLES.get(stage, stage)
-        trained = [e for e in entries if e.stage == stage and e.train_seconds]
+    colors = {stage: f"C{i}" for i, stage in enumerate(sorted({e.stage for e in entries}, key=_stage_rank))}
+    for (stage, tested), group in _by_stage_and_split(entries).items():
+        # Validation accuracies (hollow) are not comparable with test ones (filled).
+        label = STAGE_TITLES.get(stage, stage) + ("" if tested else " (validation)")
+        paint = {"color": colors[stage]} if tested else {"facecolors": "none", "edgecolors": colors[stage]}
+        style = {"s": 50, "zorder": 3, "label": label, **paint}
+        trained = [e for e in group if e.train_seconds]
         if trained:
-            train_ax.scatter([e.train_seconds for e in trained], [e.accuracy for e in trained], s=50,
-                             label=label, zorder=3)
-        used = [e for e in entries if e.stage == stage and e.reviews_per_second]
+            train_ax.scatter([e.train_seconds for e in trained], [e.accuracy for e in trained], **style)
+        used = [e for e in group if e.reviews_per_second]
         if used:
             predict_ax.scatter([1000 / e.reviews_per_second for e in used], [e.accuracy for e in used],
-                               s=50, label=label, zorder=3)
+                               **style)
     timed = [e for e in trials if e.train_seconds]
     if timed:
         train_ax.scatter([e.train_seconds for e in timed], [e.accuracy for e in timed], s=18, marker="x",
@@ -185,6 +188,14 @@ def plot_accuracy_vs_time(entries: Sequence[Entry], trials: Sequence[Entry], pat
         ax.grid(alpha=0.3)
     figure.savefig(path)
     return path
+
+
+def _by_stage_and_split(entries: Sequence[Entry]) -> dict[tuple[str, bool], list[Entry]]:
+    """Entries grouped by (stage, scored on test), in story order."""
+    groups: dict[tuple[str, bool], list[Entry]] = {}
+    for entry in sorted(entries, key=lambda e: (_stage_rank(e.stage), e.split != "test")):
+        groups.setdefault((entry.stage, entry.split == "test"), []).append(entry)
+    return groups
 
 
 # --------------------------------------------------------------------------- documents
