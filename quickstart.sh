@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up .venv with the project and its extras, then run the main job:
-# baseline → (pretrained classifier) → fine-tune → report, on local data and model when present.
+# baseline → (pretrained classifier) → fine-tune → (ready model) → hybrid → report, on local data and
+# models when present.
 set -euo pipefail
 cd "$(dirname "$0")"
 
