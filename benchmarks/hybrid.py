@@ -53,6 +53,10 @@ def parse_args() -> argparse.Namespace:
                              "in the cache (their counts are reported).")
     parser.add_argument("--refit-only", action="store_true",
                         help="Only compute and cache the screen's refit-by-movie validation scores.")
+    parser.add_argument("--thresholds", default="0.3,0.4,0.48",
+                        help="User-set cascade thresholds also reported on test (with the refit-by-movie "
+                             "blend), to show what trading transformer work for accuracy gives; no choice "
+                             "is made from them.")
     parser.add_argument("--speed-samples", type=int, default=200)
     parser.add_argument("--output", default=str(RESULTS_DIR / "hybrid.json"))
     parser.add_argument("--save", help="Also write the hybrid folder chosen with the refit by movie here "
@@ -78,8 +82,9 @@ def refit_scores(screen: object, frames: dict, cache: Path, folds: int) -> np.nd
 
 
 def rows_for(name: str, screen: np.ndarray, transformer: np.ndarray, labels: np.ndarray,
-             choices: dict[str, object]) -> list[dict[str, object]]:
-    """Accuracy and transformer share of each part and each mode under each choice."""
+             choices: dict[str, object], thresholds: tuple[float, ...] = ()) -> list[dict[str, object]]:
+    """Accuracy and transformer share of each part and each mode under each choice, then the
+    cascade at each user-set threshold with the refit-by-movie blend."""
     from imdb_sentiment.hybrid import combine
 
     def accuracy(positive: np.ndarray) -> float:
@@ -96,6 +101,14 @@ def rows_for(name: str, screen: np.ndarray, transformer: np.ndarray, labels: np.
                          "transformer_share": round(float(np.mean(decided != "screen")), 4),
                          "screen_weight": round(choice.stacker.weight, 3),
                          "threshold": choice.threshold if mode == "cascade" else None})
+    chosen = choices["refit by movie"]
+    for threshold in thresholds:
+        positive, decided = combine(screen, transformer, "cascade", threshold, chosen.fallback,
+                                    chosen.stacker)
+        rows.append({"split": name, "model": f"hybrid cascade, user-set threshold {threshold}",
+                     "accuracy": accuracy(positive),
+                     "transformer_share": round(float(np.mean(decided != "screen")), 4),
+                     "screen_weight": round(chosen.stacker.weight, 3), "threshold": threshold})
     return rows
 
 
@@ -162,6 +175,7 @@ def main() -> None:
     rows = rows_for("validation (own scores)", val_screen, val_t, val_labels, choices)
     rows += rows_for("validation (refit by movie)", val_refit, val_t, val_labels, choices)
 
+    thresholds = tuple(float(value) for value in args.thresholds.split(",") if value.strip())
     known = read_cache(cache)
     subset = subsample(test, args.samples, args.seed)
     if args.cached_only:
@@ -179,7 +193,7 @@ def main() -> None:
             transformer = SentimentClassifier.load(args.transformer, device="cpu", backend="auto")
         positive = cached_positive(transformer, frame, cache)
         rows += rows_for(name, screen.predict_proba(frame["text"].tolist())[:, 1], positive,
-                         frame["label"].to_numpy(), choices)
+                         frame["label"].to_numpy(), choices, thresholds)
 
     chosen = choices["refit by movie"]
     settings = HybridSettings(mode="cascade", threshold=chosen.threshold, fallback=chosen.fallback,
