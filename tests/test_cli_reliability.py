@@ -195,7 +195,11 @@ def test_sigint_exits_130_with_one_line(tiny_classifier: Path) -> None:
     assert process.stderr.readline() == "ready\n"  # Python runs: the interrupt becomes an exception
     time.sleep(1)
     process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=60)
+    # stdin stays open until it exits: closing it (as communicate() does) could end the input
+    # before a busy process (still loading the model) gets to the interrupt.
+    process.wait(timeout=60)
+    out, err = process.stdout.read(), process.stderr.read()
+    process.stdin.close()
     assert process.returncode == 130, err
     assert err.strip() == "interrupted" and out == ""
 

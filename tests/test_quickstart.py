@@ -127,7 +127,7 @@ def test_quickstart_end_to_end_with_tiny_models(small_data, tiny_encoder, tiny_c
                   "Hybrid (screen + transformer)"):
         assert title in report
     assert "train reviews" in report and "With the same 40 labelled reviews" in report
-    assert "fine-tuned beforehand on 270 reviews (cuda:0)" in report
+    assert "fine-tuned beforehand on 270 reviews (cuda:0, 60.0 s)" in report
     for picture in ("confusion_matrix.png", "roc_curves.png", "accuracy_vs_time.png"):
         assert (out / "report" / picture).is_file()
     assert (out / "baseline" / "model" / "model.skops").is_file()

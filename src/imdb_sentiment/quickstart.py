@@ -269,7 +269,8 @@ def run_ready_stage(plan: QuickstartPlan, frames: dict[str, pd.DataFrame], sessi
                              progress=_terminal())
     trained = Path(ready).expanduser() / "metrics.json"
     origin = read_json(trained) if trained.is_file() else {}
-    metrics["n_train"] = origin.get("n_train")
+    # Its training happened elsewhere (params say where); the report places it on the time plot.
+    metrics.update(n_train=origin.get("n_train"), train_seconds=origin.get("train_seconds"))
     params = {k: metrics.get(k) for k in ("max_length", "truncation", "batch_size", "device", "dtype")}
     params.update(trained_on=origin.get("device"), trained_with=origin.get("model"))
     seconds = _record(plan, session, "ready", ready, metrics, started, [folder / "predictions.parquet"],
@@ -318,8 +319,13 @@ def run_hybrid_stage(plan: QuickstartPlan, frames: dict[str, pd.DataFrame], sess
     seconds = _record(plan, session, "hybrid", str(folder), metrics, started,
                       [plan.output / "hybrid-test" / "predictions.parquet", folder], params)
     share = metrics.get("transformer_share")
-    return (_summary(metrics) + f"; NB-SVM + {source} transformer, {metrics['mode']} mode"
-            + (f", {share:.0%} of reviews sent to the transformer" if share is not None else "")), seconds
+    summary = (_summary(metrics) + f"; NB-SVM + {source} transformer, {metrics['mode']} mode"
+               + (f", {share:.0%} of reviews sent to the transformer" if share is not None else ""))
+    if metrics["mode"] == "cascade" and chosen["chosen_threshold"] >= 0.5:
+        summary += (f" (on {len(frames['validation']):,} validation reviews no cascade threshold was "
+                    "shown to keep the transformer's accuracy, so every review gets the blend; "
+                    "--max-eval-samples gives it more)")
+    return summary, seconds
 
 
 def _hybrid_transformer(plan: QuickstartPlan, frames: dict[str, pd.DataFrame]

@@ -366,7 +366,9 @@ def _training_phrase(entry: Entry) -> str:
     if entry.stage == "ready":
         where = entry.record.params.get("trained_on")
         trained = f"{entry.train_reviews:,} reviews" if entry.train_reviews else "its own data"
-        return f", fine-tuned beforehand on {trained}" + (f" ({where})" if where else "")
+        took = _seconds(entry.train_seconds) if entry.train_seconds else None
+        facts = [fact for fact in (where, took) if fact]
+        return f", fine-tuned beforehand on {trained}" + (f" ({', '.join(facts)})" if facts else "")
     if entry.stage in ("pretrained", "evaluate"):
         return ", not trained here"
     if entry.stage == "hybrid":
