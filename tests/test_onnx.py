@@ -63,6 +63,18 @@ def test_int8_export_is_smaller_and_close(exported: Path, exported_int8: Path) -
                                SentimentClassifier.load(exported).predict_proba(REVIEWS), atol=0.02)
 
 
+def test_int8_scores_a_review_the_same_whatever_its_batch(exported_int8: Path) -> None:
+    """Dynamic quantization scales activations by the whole input: batched, a review's score would
+    change with its neighbours and their padding."""
+    model = SentimentClassifier.load(exported_int8)
+    texts = ["ok", "A long, winding review of a film that was " + "rather dull and slow, " * 30,
+             "Great!", "Not my kind of movie, but the acting was fine and the music lovely."]
+    together = model.predict_proba(texts, batch_size=4)
+    alone = np.concatenate([model.predict_proba([text]) for text in texts])
+    reordered = model.predict_proba(texts[::-1], batch_size=2)[::-1]
+    assert np.array_equal(together, alone) and np.array_equal(together, reordered)
+
+
 def test_exported_folder_supports_every_strategy(exported: Path) -> None:
     long_review = "A sprawling, gripping and beautifully shot epic. " * 200
     for truncation in ("head-tail", "head", "chunks"):

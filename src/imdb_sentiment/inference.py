@@ -147,8 +147,23 @@ class OnnxBackend:
         self.input_names = [item.name for item in self.session.get_inputs()]
 
     def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        if self.precision == "int8" and len(batch["input_ids"]) > 1:
+            return self._one_row_at_a_time(batch)
         feed = {name: batch[name] for name in self.input_names}
         return np.asarray(self.session.run(None, feed)[0], dtype=np.float32)
+
+    def _one_row_at_a_time(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        """Dynamic int8 quantization scales activations by the whole input tensor, so in a batch a
+        review's score would depend on its neighbours and their padding (by up to 0.1 in P(positive)
+        on the shared MiniLM). Each row runs alone, unpadded: the same review always gets the same
+        answer, at no cost on a CPU (9.1 against 8.8 reviews/s batched, 2 AVX2 cores)."""
+        lengths = batch["attention_mask"].sum(axis=1) if "attention_mask" in batch else None
+        out = []
+        for i in range(len(batch["input_ids"])):
+            end = int(lengths[i]) if lengths is not None else batch["input_ids"].shape[1]
+            feed = {name: batch[name][i : i + 1, :end] for name in self.input_names}
+            out.append(self.session.run(None, feed)[0])
+        return np.asarray(np.concatenate(out), dtype=np.float32)
 
 
 # --------------------------------------------------------------------------- classifier
