@@ -187,7 +187,10 @@ def test_ctrl_c_in_evaluate_exits_130_and_writes_nothing(tiny_classifier: Path, 
 
 def test_sigint_exits_130_with_one_line(tiny_classifier: Path) -> None:
     """A real Ctrl-C, delivered while ``predict`` waits for reviews on stdin."""
-    code = ("import sys; from imdb_sentiment.cli import main; print('ready', file=sys.stderr, flush=True); "
+    # A terminal's Ctrl-C: a test run started in the background (`pytest &`) hands its children an
+    # ignored SIGINT, so Python would not turn it into KeyboardInterrupt there.
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from imdb_sentiment.cli import main; print('ready', file=sys.stderr, flush=True); "
             f"sys.exit(main(['predict', '-m', {str(tiny_classifier)!r}]))")
     process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True,
