@@ -503,8 +503,8 @@ def build_hybrid(baseline: str | os.PathLike[str], transformer: str | os.PathLik
 def fit_hybrid(baseline: str | os.PathLike[str], transformer: str | os.PathLike[str],
                frames: dict[str, pd.DataFrame], output: str | os.PathLike[str], config: HybridConfig, *,
                data: str | None = None, overwrite: bool = False, progress: Any = None,
-               runs_dir: str | os.PathLike[str] | None = None, started: float | None = None,
-               tags: dict[str, Any] | None = None) -> dict[str, Any]:
+               runs_dir: str | os.PathLike[str] | None = None, started: float | None = None
+               ) -> dict[str, Any]:
     """:func:`build_hybrid` on splits already loaded: ``frames["validation"]`` (reviews neither part
     was trained on) feeds every choice; ``frames["train"]`` only the ``refit_by`` refits."""
     from .baselines import load_baseline
@@ -536,7 +536,7 @@ def fit_hybrid(baseline: str | os.PathLike[str], transformer: str | os.PathLike[
                           started=started,
                           parts_train_seconds=_parts_train_seconds(baseline_dir, transformer_dir))
     if runs_dir is not None:
-        _record_hybrid(runs_dir, output, metrics, tags)
+        _record_hybrid(runs_dir, output, metrics)
     return metrics
 
 
@@ -558,8 +558,8 @@ def _baseline_metrics_file(baseline_dir: Path) -> Path:
     return folder / "metrics.json"
 
 
-def _record_hybrid(runs_dir: str | os.PathLike[str], output: str | os.PathLike[str], metrics: dict[str, Any],
-                   tags: dict[str, Any] | None) -> None:
+def _record_hybrid(runs_dir: str | os.PathLike[str], output: str | os.PathLike[str],
+                   metrics: dict[str, Any]) -> None:
     from .tracking import log_run
 
     accuracy = metrics["validation_accuracy"]
@@ -571,7 +571,7 @@ def _record_hybrid(runs_dir: str | os.PathLike[str], output: str | os.PathLike[s
               "train_seconds": metrics["train_seconds"], "n_validation": metrics["n_validation"],
               **{f"validation_accuracy_{key}": value for key, value in accuracy.items()}}
     log_run(runs_dir, stage="hybrid", model=str(output), params=params, metrics=scores,
-            duration=metrics.get("seconds"), artifacts=[output], tags=tags)
+            duration=metrics.get("seconds"), artifacts=[output])
 
 
 def save_hybrid(output: str | os.PathLike[str], settings: HybridSettings, choice: Choice, baseline_dir: Path,

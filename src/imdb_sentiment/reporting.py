@@ -373,8 +373,8 @@ def _training_phrase(entry: Entry) -> str:
         return ", not trained here"
     if entry.stage == "hybrid":
         share = entry.record.metric("transformer_share", "validation_transformer_share")
-        made = f", made in {_seconds(entry.train_seconds)} (both parts' training and its fit)" \
-            if entry.train_seconds else ""
+        made = (f", made in {_seconds(entry.train_seconds)} (both parts' training and its fit)"
+                if entry.train_seconds else "")
         return made + (f", sending {share:.0%} of reviews to the transformer" if share is not None else "")
     parts = [f"{entry.train_reviews:,} train reviews"] if entry.train_reviews else []
     if entry.train_seconds:
