@@ -155,3 +155,19 @@ def test_run_baseline_writes_metrics_and_model(train_frame: pd.DataFrame, test_f
     assert any(line.startswith("training nbsvm") and "done in" in line for line in lines)
     with pytest.raises(UserError, match="not empty"):
         run_baseline(data, "nbsvm", tmp_path / "out")
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_training_texts_without_a_vocabulary_are_user_errors(name: str) -> None:
+    """Too few reviews, or texts whose every word is in one review only, leave a vectorizer nothing."""
+    numbers = pd.DataFrame({"text": [str(1000 + i) for i in range(40)], "label": [i % 2 for i in range(40)]})
+    stop_words = pd.DataFrame({"text": ["the and of", "it is a"] * 10, "label": [0, 1] * 10})
+    cases = {"logreg": [make_reviews(2, seed=5), numbers], "nbsvm": [numbers], "random-forest": [stop_words]}
+    for frame in cases[name]:
+        with pytest.raises(UserError, match=f"{name} finds no vocabulary in the {len(frame)} training"):
+            fit_baseline(name, frame)
+
+
+def test_one_label_training_data_is_refused_by_name(train_frame: pd.DataFrame) -> None:
+    with pytest.raises(UserError, match=r"both negative and positive reviews \(only positive ones\)"):
+        fit_baseline("logreg", train_frame[train_frame["label"] == 1])

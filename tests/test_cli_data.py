@@ -170,3 +170,84 @@ def test_data_info_on_real_imdb(capsys: pytest.CaptureFixture[str], shared_data:
     assert code == 0 and splits["test"]["reviews"] == 25_000
     assert splits["test"]["positive"] == splits["test"]["negative"] == 12_500
     assert splits["train"]["reviews"] + splits["validation"]["reviews"] == 25_000
+
+
+
+def assert_error_after_progress(code: int, err: str, expected: str) -> None:
+    """Exit 2 with the error as the last stderr line, after progress and warning lines (no traceback)."""
+    *before, last = err.splitlines()
+    assert code == 2 and last.startswith("error: ") and expected in last, err
+    assert all(line.endswith(" s") or line.startswith("warning: ") for line in before), err
+
+
+def test_data_a_baseline_cannot_learn_from_is_one_line(capsys: pytest.CaptureFixture[str],
+                                                        tmp_path: Path) -> None:
+    make_reviews(5).to_csv(tmp_path / "five.csv", index=False)
+    make_reviews(400).to_csv(tmp_path / "many.csv", index=False)
+    numbers = pd.DataFrame({"text": [str(1000 + i) for i in range(60)], "label": [i % 2 for i in range(60)]})
+    numbers.to_csv(tmp_path / "numbers.csv", index=False)
+    cases = [
+        (["--data", str(tmp_path / "five.csv"), "--model", "logreg"], "logreg finds no vocabulary"),
+        (["--data", str(tmp_path / "many.csv"), "--model", "logreg", "--test-size", "0.99"],
+         "logreg finds no vocabulary in the 2 training review(s)"),
+        (["--data", str(tmp_path / "numbers.csv"), "--model", "nbsvm"], "nbsvm finds no vocabulary"),
+    ]
+    out_dir = tmp_path / "out"
+    for args, expected in cases:
+        code, _, err = run_cli(capsys, "baseline", *args, "--output", str(out_dir), "--runs-dir", "none")
+        assert_error_after_progress(code, err, expected)
+        assert not out_dir.exists()
+
+
+SEEDED_COMMANDS = {
+    "data info": ["--data", "d"],
+    "baseline": ["--data", "d", "--output", "o", "--runs-dir", "runs"],
+    "train": ["--model", "m", "--data", "d", "--output", "o", "--runs-dir", "runs"],
+    "tune": ["--model", "m", "--data", "d", "--output", "o", "--runs-dir", "runs"],
+    "evaluate": ["--model", "m", "--data", "d"],
+    "adapt": ["--data", "d", "--output", "o", "--runs-dir", "runs"],
+    "hybrid": ["--baseline", "b", "--transformer", "t", "--data", "d", "--output", "o", "--runs-dir", "runs"],
+    "quickstart": ["--data", "d", "--output", "o", "--runs-dir", "runs"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(SEEDED_COMMANDS))
+def test_a_negative_seed_is_one_line_in_every_command(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch, command: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, *command.split(), *SEEDED_COMMANDS[command], "--seed", "-1")
+    assert_one_line_error(code, err, "seed must be a whole number >= 0, got -1")
+    assert out == "" and list(tmp_path.iterdir()) == []  # refused before anything was made
+
+
+def test_splits_a_score_cannot_trust_are_warned(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    same = tmp_path / "same"
+    same.mkdir()
+    make_reviews(60).to_csv(same / "train.csv", index=False)
+    make_reviews(20).to_csv(same / "test.csv", index=False)  # the test split repeats train
+    positive = tmp_path / "positive"
+    positive.mkdir()
+    make_reviews(60).to_csv(positive / "train.csv", index=False)
+    make_reviews(40, start=100).query("label == 1").to_csv(positive / "test.csv", index=False)
+    cases = {same: f"20 of the 20 test reviews of {same} (100%) also appear in train or validation",
+             positive: f"the test split of {positive} holds only positive reviews (20)"}
+    for folder, expected in cases.items():
+        code, _, err = run_cli(capsys, "data", "info", "--data", str(folder))
+        assert code == 0 and err.startswith(f"warning: {expected}") and err.count("\n") == 1, err
+        code, _, err = run_cli(capsys, "baseline", "--data", str(folder), "--model", "logreg",
+                               "--output", str(tmp_path / f"{folder.name}-out"), "--runs-dir", "none")
+        assert code == 0 and f"\nwarning: {expected}" in err, err
+
+
+def test_one_label_training_data(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    folder = tmp_path / "positive"
+    folder.mkdir()
+    make_reviews(80).query("label == 1").to_csv(folder / "train.csv", index=False)
+    make_reviews(20, start=100).to_csv(folder / "test.csv", index=False)
+    code, _, err = run_cli(capsys, "data", "info", "--data", str(folder))
+    assert code == 0 and err.startswith(f"warning: the train split of {folder} holds only positive reviews")
+    code, _, err = run_cli(capsys, "baseline", "--data", str(folder), "--output", str(tmp_path / "out"),
+                           "--runs-dir", "none")
+    assert_error_after_progress(code, err, f"the train split of {folder} must include both negative and "
+                                           "positive reviews (only positive ones)")
+    assert not (tmp_path / "out").exists()

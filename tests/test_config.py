@@ -9,6 +9,7 @@ import pytest
 from imdb_sentiment.config import (
     PRESETS,
     RUN_KEYS,
+    DataSpec,
     TrainConfig,
     preset,
     to_toml,
@@ -58,6 +59,7 @@ def test_explicit_values_override_and_none_keeps_the_preset():
     ({"batch_size": 2.5}, "batch_size must be int"),
     ({"group_by_length": 1}, "group_by_length must be bool"),
     ({"learnign_rate": 1e-3}, "unknown training setting"),
+    ({"seed": -1}, "seed must be a whole number >= 0, got -1"),
 ])
 def test_bad_settings_are_refused(overrides, message):
     with pytest.raises(UserError, match=message):
@@ -122,3 +124,30 @@ def test_missing_or_broken_run_files_are_user_errors(tmp_path):
 
 def test_default_config_is_valid():
     assert TrainConfig().to_dict()["truncation"] == "head-tail"
+
+
+def test_a_run_file_with_a_negative_seed_is_refused(tmp_path):
+    run_file = tmp_path / "run.toml"
+    run_file.write_text("[train]\nseed = -1\n", encoding="utf-8")
+    with pytest.raises(UserError, match="seed must be a whole number >= 0, got -1"):
+        train_config_from_file(run_file)
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"seed": -1}, "seed must be a whole number >= 0"),
+    ({"seed": 1.5}, "seed must be a whole number >= 0"),
+    ({"cleaning": "fancy"}, "cleaning must be one of basic, none, study"),
+    ({"validation_size": 1.0}, "validation size must be a fraction"),
+    ({"test_size": 0.0}, "test size must be a fraction"),
+    ({"group_column": "director"}, "group column must be one of movie"),
+])
+def test_bad_data_settings_are_refused_before_any_data_is_read(settings, message):
+    with pytest.raises(UserError, match=message):
+        DataSpec("no/such/folder/anywhere", **settings)
+
+
+def test_a_run_gets_its_data_settings_from_its_training_settings():
+    spec = TrainConfig(seed=7, validation_size=0.2, group_column="movie").data_spec(
+        "reviews.csv", cleaning="study", text_column="review", label_column="sentiment")
+    assert spec == DataSpec("reviews.csv", text_column="review", label_column="sentiment", cleaning="study",
+                            seed=7, validation_size=0.2, group_column="movie")

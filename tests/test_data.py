@@ -6,6 +6,7 @@ import io
 import json
 import tarfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from imdb_sentiment.data import (
     load_dataset_dict,
     load_splits,
     normalize_labels,
+    warn_about_splits,
 )
 from imdb_sentiment.errors import HubUnreachableError, UserError
 
@@ -247,3 +249,18 @@ def test_real_imdb_known_facts(shared_data: Path) -> None:
     assert not set(train["text"]) & set(validation["text"])
     assert 1_250 < test["text"].str.len().mean() < 1_350
     assert test["rating"].between(1, 10).all()
+
+
+def test_split_warnings_name_the_split_and_stay_quiet_on_a_few_repeats() -> None:
+    train, test = make_reviews(100), make_reviews(40, start=200)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warn_about_splits({"train": train, "test": pd.concat([test, train.head(2)])}, "reviews")  # 5 %
+    assert caught == []  # as on IMDB, whose test split repeats 0.5 % of train
+    with pytest.warns(UserWarning) as caught:
+        warn_about_splits({"train": train, "validation": train.head(10), "test": test[test["label"] == 0]},
+                          "reviews")
+    assert [str(item.message).split(":")[0] for item in caught] == [
+        "the test split of reviews holds only negative reviews (20)",
+        "10 of the 10 validation reviews of reviews (100%) also appear in train",
+    ]

@@ -129,8 +129,6 @@ def test_models_that_cannot_be_explained_get_one_line_errors(tmp_path: Path, tin
     (export / ONNX_META).write_text("{}")
     with pytest.raises(UserError, match="ONNX export"):
         load_explainer(export)
-    with pytest.raises(UserError, match="int8"):
-        load_explainer(tiny_classifier, precision="int8")
     with pytest.raises(UserError, match="steps"):
         load_explainer(tiny_classifier, steps=0)
 
@@ -177,3 +175,69 @@ def test_service_explains_and_refuses_onnx(tiny_classifier: Path) -> None:
         assert "stars" not in client.post("/predict", json={"texts": ["ok"]}).json()["predictions"][0]
         assert client.post("/explain", json={"texts": [""]}).status_code == 422
         assert client.post("/explain", json={"texts": ["a"] * 9}).status_code == 413
+
+
+def test_an_onnx_classifier_explains_with_its_pytorch_weights(tiny_classifier: Path, onnx_cache: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default CPU engine (ONNX Runtime int8) predicts; the folder's PyTorch weights, loaded on
+    the first explanation and then kept, give the same word weights as the PyTorch classifier."""
+    from imdb_sentiment import modeling
+
+    texts = ["A wonderful, unforgettable film.", "Dull, with terrible dialogue."]
+    SentimentClassifier.load(tiny_classifier, device="cpu", backend="onnx")  # the one-time export
+    loads: list[str] = []
+    real_load = modeling.load_classifier
+
+    def counted(source, **options):
+        loads.append(str(source))
+        return real_load(source, **options)
+
+    monkeypatch.setattr(modeling, "load_classifier", counted)
+    fast = SentimentClassifier.load(tiny_classifier, device="cpu", backend="onnx")
+    assert fast.backend.name == "onnx" and fast.precision == "int8" and loads == []
+    found = GradientExplainer(fast).explain(texts)
+    again = GradientExplainer(fast).explain(texts)
+    assert loads == [str(tiny_classifier)]  # loaded once, when first needed
+    monkeypatch.undo()
+    plain = SentimentClassifier.load(tiny_classifier, device="cpu", backend="torch", precision="fp32")
+    expected = GradientExplainer(plain).explain(texts)
+    for item, repeat, reference in zip(found, again, expected, strict=True):
+        assert [word for word, _ in item.words] == [word for word, _ in reference.words]
+        np.testing.assert_allclose([w for _, w in item.words], [w for _, w in reference.words], rtol=1e-5)
+        assert item.words == repeat.words
+    predicted = fast.predict(texts)  # the labels and scores are the fast engine's
+    assert [item.label for item in found] == [p["label"] for p in predicted]
+    np.testing.assert_allclose([item.score for item in found], [p["score"] for p in predicted], atol=1e-6)
+    int8 = load_explainer(tiny_classifier, precision="int8").explain(texts)  # PyTorch int8 too
+    np.testing.assert_allclose([w for _, w in int8[0].words], [w for _, w in expected[0].words], rtol=1e-5)
+
+
+def test_the_service_explains_on_the_default_cpu_engine(tiny_classifier: Path, onnx_cache: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from imdb_sentiment.serving import create_app
+
+    fast = SentimentClassifier.load(tiny_classifier, device="cpu", backend="onnx")
+    plain = SentimentClassifier.load(tiny_classifier, device="cpu", backend="torch", precision="fp32")
+    with TestClient(create_app(fast)) as client:
+        answer = client.post("/explain", json={"texts": ["A wonderful film."]})
+        assert answer.status_code == 200, answer.text
+        words = answer.json()["explanations"][0]["words"]
+        predicted = client.post("/predict", json={"texts": ["A wonderful film."]}).json()["predictions"][0]
+    assert answer.json()["explanations"][0]["label"] == predicted["label"]
+    expected = GradientExplainer(plain).explain(["A wonderful film."])[0].top(None)
+    assert [word for word, _ in words] == [word for word, _ in expected]
+    np.testing.assert_allclose([w for _, w in words], [w for _, w in expected], rtol=1e-4)
+
+
+def test_predict_explain_labels_come_from_the_engine_predict_uses(tiny_classifier: Path, onnx_cache: Path,
+                                                                  capsys) -> None:
+    review = "A wonderful film with a great cast."
+    options = ["--model", str(tiny_classifier), "--backend", "onnx", "--json"]
+    assert main(["predict", *options, review]) == 0
+    predicted = json.loads(capsys.readouterr().out)
+    assert main(["predict", *options, "--explain", "--top", "3", review]) == 0
+    explained = json.loads(capsys.readouterr().out)
+    assert explained["label"] == predicted["label"]
+    assert explained["score"] == pytest.approx(predicted["score"], abs=1e-6)
+    assert len(explained["explanation"]) == 3

@@ -283,3 +283,133 @@ def test_a_hybrid_is_explained_by_its_screen_exactly(hybrid_dir: Path) -> None:
     screen = load_baseline(screen_file(hybrid_dir))
     for item, value in zip(explainer.explain(texts), screen.decision_function(texts), strict=True):
         assert sum(weight for _, weight in item.words) + explainer.intercept == pytest.approx(value, abs=1e-6)
+
+
+# --------------------------------------------------------------------------- how the screen is judged
+
+
+def _titled_reviews(n: int) -> pd.DataFrame:
+    """Reviews whose movie title gives the label away and whose words say nothing."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        movie = i % 40
+        rows.append({"id": str(i), "text": f"title{movie} " + " ".join(rng.choice(NEUTRAL, 6)),
+                     "label": movie % 2, "movie": f"tt{movie}"})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def titled_data(tmp_path_factory) -> tuple[Path, Path]:
+    """A data folder of title-giveaway reviews with a ``movie`` column, and a screen trained on its carve."""
+    folder = tmp_path_factory.mktemp("titled")
+    frame = _titled_reviews(600)
+    frame.to_parquet(folder / "train.parquet")
+    test = frame.iloc[:40]
+    test.assign(text=test["text"] + " again").to_parquet(folder / "test.parquet")
+    screen = tmp_path_factory.mktemp("titled-screen") / "logreg"
+    run_baseline(folder, "logreg", screen, validation_size=0.2)
+    return folder, screen
+
+
+def test_the_default_never_judges_the_screen_on_movies_it_learned(titled_data, tiny_classifier,
+                                                                   tmp_path) -> None:
+    data, screen = titled_data
+    lines: list[str] = []
+    default = build_hybrid(screen, tiny_classifier, data, tmp_path / "default",
+                           HybridConfig(validation_size=0.2, device="cpu", backend="torch"),
+                           progress=lines.append)
+    assert default["refit"]["scheme"] == "group" and default["refit"]["group_column"] == "movie"
+    assert "out of fold by movie" in (tmp_path / "default" / "README.md").read_text()
+    assert default["validation_accuracy"]["screen"] < 0.75  # as on new movies: titles tell nothing
+    assert any("out of fold" in line and "movies" in line for line in lines)
+    saved = json.loads((tmp_path / "default" / HYBRID_FILE).read_text())
+    assert saved["validation"]["refit"] == default["refit"]
+
+    expert = build_hybrid(screen, tiny_classifier, data, tmp_path / "as-given",
+                          HybridConfig(validation_size=0.2, device="cpu", backend="torch", refit_by="none"))
+    assert expert["refit"]["scheme"] == "none"
+    assert expert["validation_accuracy"]["screen"] > 0.95  # the memorised titles flatter it
+
+
+def test_without_a_group_column_a_screen_that_saw_validation_is_refit(data_dir, tiny_classifier,
+                                                                        tmp_path) -> None:
+    from imdb_sentiment.data import load_splits
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for split in ("train", "test"):
+        frame = pd.read_parquet(data_dir / f"{split}.parquet").drop(columns="movie")
+        frame.to_parquet(plain / f"{split}.parquet")
+    everything = load_splits(plain, validation_size=0.25)
+    seen_all = pd.concat([everything["train"], everything["validation"]])
+    # Only the review number tells the labels apart: a screen that saw validation knows them all.
+    seen_all = seen_all.assign(text=[f"review{i} " + " ".join(np.random.default_rng(i).choice(NEUTRAL, 6))
+                                     for i in range(len(seen_all))],
+                               label=np.random.default_rng(1).integers(0, 2, len(seen_all)))
+    leaky = tmp_path / "leaky"
+    save_baseline(build_baseline("logreg").fit(seen_all["text"].tolist(), seen_all["label"].to_numpy()),
+                  leaky, "logreg")
+    data = tmp_path / "relabelled"
+    data.mkdir()
+    seen_all.to_parquet(data / "train.parquet")
+    everything["test"].to_parquet(data / "test.parquet")
+
+    lines: list[str] = []
+    metrics = build_hybrid(leaky, tiny_classifier, data, tmp_path / "h",
+                           HybridConfig(validation_size=0.25, device="cpu", backend="torch"),
+                           progress=lines.append)
+    assert metrics["refit"]["scheme"] == "folds" and metrics["refit"]["group_column"] is None
+    assert metrics["validation_accuracy"]["screen"] < 0.8  # the refit copy never saw these reviews
+    assert any(line.startswith("warning:") and "no group column" in line for line in lines)
+    expert = build_hybrid(leaky, tiny_classifier, data, tmp_path / "expert",
+                          HybridConfig(validation_size=0.25, device="cpu", backend="torch",
+                                       refit_by="none"))
+    assert expert["validation_accuracy"]["screen"] > 0.9  # scored on reviews it learned
+
+
+def test_refit_by_a_column_the_data_lacks_is_one_line(data_dir, baseline_dir, tiny_classifier,
+                                                      tmp_path) -> None:
+    with pytest.raises(UserError, match="no 'director' column"):
+        build_hybrid(baseline_dir, tiny_classifier, data_dir, tmp_path / "h",
+                     HybridConfig(validation_size=0.25, device="cpu", refit_by="director"))
+    assert not (tmp_path / "h").exists()
+
+
+# --------------------------------------------------------------------------- a hybrid.json that is wrong
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"stacker": {"screen": "x", "transformer": 1.0, "bias": 0.0}},
+     "the stacker's screen weight must be a finite number, not 'x'"),
+    ({"stacker": {"screen": 1.0, "transformer": 1.0, "bias": None}}, "stacker's bias term must be"),
+    ({"stacker": [1.0, 1.0, 0.0]}, "stacker must be a table"),
+    ({"threshold": "x"}, "threshold must be in [0, 0.5]"),
+    ({"transformer_labels": "01"}, "transformer_labels must be the two output indices"),
+    ({"version": 99}, "has version 99, written by a newer imdb-sentiment; this one reads version 1: "
+                      "upgrade imdb-sentiment or rebuild"),
+    ({"version": "one"}, "has version 'one'; this one reads version 1"),
+])
+def test_a_bad_hybrid_json_is_one_line_naming_it(hybrid_dir: Path, tmp_path: Path, change: dict,
+                                                 message: str) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(hybrid_dir, broken)
+    (broken / HYBRID_FILE).write_text(json.dumps({**read_json(hybrid_dir / HYBRID_FILE), **change}))
+    with pytest.raises(UserError) as caught:
+        load_model(broken, mode="ensemble", device="cpu", backend="torch")
+    assert str(caught.value).startswith(f"{broken / HYBRID_FILE} ") and message in str(caught.value)
+
+
+def test_predict_with_a_bad_stacker_weight_is_one_line(hybrid_dir: Path, tmp_path: Path, capsys) -> None:
+    from imdb_sentiment.cli import main
+
+    broken = tmp_path / "broken"
+    shutil.copytree(hybrid_dir, broken)
+    settings = read_json(hybrid_dir / HYBRID_FILE)
+    settings["stacker"]["screen"] = "x"
+    (broken / HYBRID_FILE).write_text(json.dumps(settings))
+    code = main(["predict", "-m", str(broken), "--mode", "ensemble", "--backend", "torch", "superb film"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert err == (f"error: {broken / HYBRID_FILE} has a bad setting: the stacker's screen weight must be a "
+                   "finite number, not 'x'\n")

@@ -18,9 +18,8 @@ from imdb_sentiment.inference import (
     batch_slices,
     chunk_spans,
     make_windows,
-    read_lines,
-    row_problem,
 )
+from imdb_sentiment.tables import read_lines, row_problem
 
 REVIEWS = [
     "A wonderful film with a moving story.",

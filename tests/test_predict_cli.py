@@ -174,7 +174,8 @@ def test_chunks_strategy_from_the_command_line(tiny_classifier: Path, capsys: py
     (["--backend", "tensorrt"], "backend must be one of"),
     (["--max-length", "100000"], "beyond this model's"),
     (["--batch-size", "0"], "batch size must be positive"),
-    (["--output", "x.csv", "fine"], "--output and --format need --input"),
+    (["--output", "x.csv", "fine"], "--output needs --input"),
+    (["--json", "--format", "csv"], "--json is --format jsonl"),
 ])
 def test_bad_options_are_one_line_errors(extra: list[str], message: str, tiny_classifier: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from imdb_sentiment.cli import main
-from imdb_sentiment.data import read_table
 from imdb_sentiment.errors import UserError
 from imdb_sentiment.evaluation import classification_metrics
+from imdb_sentiment.tables import read_table
 
 
 def run(argv: list[object], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

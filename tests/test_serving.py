@@ -220,3 +220,43 @@ def test_serve_command_refuses_bad_settings(tiny_classifier: Path, capsys: pytes
             assert main(["serve", "--model", str(tiny_classifier), "--log-level", "warning", *extra]) == 2
             err = capsys.readouterr().err
             assert message in err and err.count("\n") == 1, err
+
+
+JSON = "application/json"
+
+
+@pytest.mark.parametrize(("body", "content_type", "status", "message"), [
+    (b'{"texts": ["caf\xe9"]}', JSON, 422, "the body is not valid UTF-8 (bad byte at offset 15)"),
+    (b"[" * 100_000 + b"]" * 100_000, JSON, 422, "the body nests JSON arrays or objects too deeply"),
+    (b"texts=fine", JSON, 422, "the body is not valid JSON: Expecting value at line 1 column 1"),
+    (b'{"texts": ["fine"]', JSON, 422, "the body is not valid JSON: Expecting ',' delimiter"),
+    (b'{"texts": ["fine"]}', "text/plain", 415,
+     "the body must be JSON sent with the header Content-Type: application/json (got text/plain)"),
+    (b'{"texts": ["fine"]}', None, 415, "(got no Content-Type)"),
+    (b"", JSON, 422, "the body is empty"),
+])
+def test_a_body_that_is_not_json_gets_a_one_line_reason(classifier: SentimentClassifier, body: bytes,
+                                                        content_type: str | None, status: int,
+                                                        message: str) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    with TestClient(create_app(classifier)) as client:  # default limits: the deep body fits
+        for route in ("/predict", "/explain"):
+            response = client.post(route, content=body, headers=headers)
+            assert response.status_code == status, response.text
+            assert list(response.json()) == ["error"] and "\n" not in response.json()["error"]
+            assert message in response.json()["error"], response.json()
+        _still_up(client)
+
+
+def test_json_with_a_charset_or_a_byte_order_mark_is_read(client: TestClient) -> None:
+    for body in (b'{"texts": ["fine"]}', b'\xef\xbb\xbf{"texts": ["fine"]}'):
+        response = client.post("/predict", content=body,
+                               headers={"content-type": "application/json; charset=utf-8"})
+        assert response.status_code == 200 and len(response.json()["predictions"]) == 1
+
+
+def test_head_requests_answer_like_get(client: TestClient) -> None:
+    for route in ("/health", "/"):
+        response = client.head(route)
+        assert response.status_code == 200 and response.content == b""
+        assert response.headers["content-type"] == client.get(route).headers["content-type"]

@@ -139,3 +139,74 @@ def test_responses_name_the_model_without_its_path(classifier: SentimentClassifi
         assert str(folder.parent) not in client.get("/info").text
     with TestClient(create_app(classifier, show_paths=True)) as client:
         assert client.get("/info").json()["model"] == str(folder)
+
+
+@pytest.fixture(scope="module")
+def default_cpu_classifier(tiny_classifier: Path, onnx_cache: Path,
+                           monkeypatch_module: pytest.MonkeyPatch) -> SentimentClassifier:
+    """The tiny model as ``serve`` loads it by default on a CPU: the engine choice read from the
+    engine cache (so its reason names the cache file), ONNX Runtime int8 on a cached export."""
+    from imdb_sentiment import engines
+    from imdb_sentiment.artifacts import write_json
+
+    candidates = [engines.Engine("onnx", "int8"), engines.Engine("torch", "bf16")]
+    monkeypatch_module.setattr(engines, "candidate_engines", lambda flags=None: candidates)
+    flags = engines.cpu_flags()
+    choice = engines.EngineChoice(candidates[0], "fastest on a probe of 4 reviews", {}, flags)
+    write_json(engines.engine_cache_file(tiny_classifier, flags), choice.to_dict())
+    return SentimentClassifier.load(tiny_classifier, device="cpu", backend="auto", precision="auto")
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module() -> pytest.MonkeyPatch:
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def test_no_response_names_a_path_on_the_server(default_cpu_classifier: SentimentClassifier,
+                                                tiny_classifier: Path, onnx_cache: Path) -> None:
+    """Every body the service sends, answers and errors alike, names the model by its folder name
+    and names neither the model folder nor the cache (ONNX export, engine choice)."""
+    from imdb_sentiment.exporters.onnx import cached_export
+
+    assert str(onnx_cache) in default_cpu_classifier.info()["engine_reason"]  # what must not leave
+    export, _ = cached_export(tiny_classifier)
+    export_only = SentimentClassifier.load(export, device="cpu")  # an export folder: no gradients
+    private = {str(tiny_classifier), str(tiny_classifier.resolve()), str(onnx_cache), str(export)}
+    good = {"texts": ["A wonderful film.", "Dull."], "top": 3}
+    bodies: list[str] = []
+    for classifier in (default_cpu_classifier, export_only):
+        with TestClient(create_app(classifier, max_texts=2, max_chars=50),
+                        raise_server_exceptions=False) as client:
+            answers = [
+                client.get("/info"), client.get("/"), client.get("/health"), client.get("/nope"),
+                client.get("/predict"), client.post("/predict", json=good),
+                client.post("/explain", json=good), client.post("/explain", json={"texts": ["x" * 51]}),
+                client.post("/predict", json={"texts": ["a", "b", "c"]}),
+                client.post("/predict", json={"texts": [""]}), client.post("/predict", json={"texts": [3]}),
+                client.post("/predict", content=b"x" * 100_000, headers={"content-type": "application/json"}),
+                client.post("/predict", content=b"not json", headers={"content-type": "application/json"}),
+                client.post("/predict", content=b'{"texts": ["a"]}', headers={"content-type": "text/plain"}),
+            ]
+        bodies += [answer.text for answer in answers]
+        statuses = [answer.status_code for answer in answers]
+        assert statuses[:6] == [200, 200, 200, 404, 405, 200], statuses
+        assert all(400 <= status < 500 for status in statuses[7:]), statuses
+        assert answers[5].json()["model"] == tiny_classifier.name
+    with TestClient(create_app(default_cpu_classifier)) as client:
+        assert client.post("/explain", json=good).json()["model"] == tiny_classifier.name
+    refused = bodies[14 + 6].removeprefix('{"error":"')
+    assert refused.startswith(f"{tiny_classifier.name} is an ONNX export without PyTorch weights"), refused
+    leaks = [(path, body) for body in bodies for path in private if path in body]
+    assert not leaks, leaks[0]
+
+
+def test_paths_in_a_message_are_cut_to_their_last_part() -> None:
+    from imdb_sentiment.serving import public_text
+
+    message = ("cannot read /srv/models/x/config.json: see https://errors.pydantic.dev/2.1/v/string "
+               "(cached in /home/me/.cache/imdb-sentiment/engines/ab12.json); POST /explain; "
+               "send application/json; outputs/minilm-fast is damaged")
+    assert public_text(message, ["outputs/minilm-fast"]) == (
+        "cannot read config.json: see https://errors.pydantic.dev/2.1/v/string (cached in ab12.json); "
+        "POST /explain; send application/json; minilm-fast is damaged")

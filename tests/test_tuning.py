@@ -359,3 +359,57 @@ def test_tune_a_tiny_model_resume_final_and_report(tmp_path, shared_data, runs_d
                     "optuna_history_imdb-sentiment.png"):
         assert f"]({picture})" in report
         assert (tmp_path / "report" / picture).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_options_are_checked_before_the_runs_folder_is_made(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    for extra, message in ((["--trials", "0"], "--trials must be positive"),
+                           (["--timeout", "0"], "--timeout must be positive")):
+        code = main(["tune", "--model", "m", "--data", "d", "--output", str(tmp_path / "out"),
+                     "--runs-dir", str(runs), *extra])
+        assert code == 2 and message in capsys.readouterr().err
+        assert not runs.exists() and not (tmp_path / "out").exists()
+    with pytest.raises(UserError, match="--trials must be positive"):
+        _settings(tmp_path, 0)
+
+
+def test_tune_and_train_carve_the_same_validation_split(tmp_path, runs_dir, monkeypatch, capsys):
+    """A run file's group column, cleaning and columns reach the trials' split and the best config."""
+    from imdb_sentiment import training
+
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = [{"review": f"Movie {i % 12}<br />was {'GREAT' if i % 2 else 'Awful'}, truly! ({i})",
+             "sentiment": i % 2, "movie": f"tt{i % 12}"} for i in range(120)]
+    pd.DataFrame(rows).to_parquet(data / "train.parquet")
+    pd.DataFrame(rows[:20]).to_parquet(data / "test.parquet")
+    run_file = tmp_path / "run.toml"
+    run_file.write_text(f'model = "tiny"\ndata = "{data}"\ncleaning = "study"\ntext_column = "review"\n'
+                        'label_column = "sentiment"\n[train]\ngroup_column = "movie"\nvalidation_size = 0.5\n'
+                        'seed = 3\nmax_train_samples = 30\n', encoding="utf-8")
+    seen: dict[str, pd.DataFrame] = {}
+
+    def tune_trial(model, frames, output, config, **kwargs):
+        seen["tune"], seen["tune train"] = frames["validation"], frames["train"]
+        return FakeTrainer()(model, frames, output, config, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(training, "train", tune_trial)
+        assert main(["tune", "--config", str(run_file), "--trials", "1", "--no-prune", "--runs-dir",
+                     str(runs_dir), "--output", str(tmp_path / "tuned")]) == 0
+
+    class Stop(Exception):
+        pass
+
+    def fit(model, frames, *args, **kwargs):
+        seen["train"] = frames["validation"]
+        raise Stop
+
+    monkeypatch.setattr(training, "_fit", fit)
+    with pytest.raises(Stop):
+        main(["train", "--config", str(tmp_path / "tuned" / "best_config.toml"), "--no-test",
+              "--runs-dir", "none", "--output", str(tmp_path / "trained")])
+    assert seen["tune"]["text"].tolist() == seen["train"]["text"].tolist()
+    assert len(seen["tune"]) == 30  # the quick run's size (of 60 carved), as train applies it
+    assert all(text.startswith("movie") and "<br" not in text for text in seen["tune"]["text"])  # cleaned
+    assert not set(seen["tune"]["movie"]) & set(seen["tune train"]["movie"])  # carved by movie

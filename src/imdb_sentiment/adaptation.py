@@ -116,7 +116,8 @@ def adaptation_texts(data: str | os.PathLike[str], splits: tuple[str, ...] = TEX
                      ) -> tuple[list[str], dict[str, int]]:
     """The texts to adapt on and how many came from each split (duplicates dropped)."""
 
-    from .data import carve_split, clean_text, load_splits, read_table
+    from .data import carve_split, clean_text, load_splits
+    from .tables import read_table
 
     unknown = sorted(set(splits) - set(TEXT_SPLITS))
     if unknown or not splits:

@@ -30,7 +30,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
-from .errors import UserError
+from .errors import UserError, first_line
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -225,14 +225,41 @@ def _step(progress: Progress | None, what: str, announce: bool = True) -> Iterat
 def fit_baseline(name: str, train: pd.DataFrame, seed: int = 42, **params: Any) -> Pipeline:
     """Build and fit a baseline on a frame with ``text`` and ``label`` columns."""
     _check_labels(train)
-    model = build_baseline(name, seed, **params)
-    model.fit(train["text"].tolist(), train["label"].to_numpy())
-    return model
+    return _fit(build_baseline(name, seed, **params), name, train["text"].tolist(), train["label"].to_numpy())
 
 
-def _check_labels(train: pd.DataFrame) -> None:
-    if train["label"].nunique() < 2:
-        raise UserError("the training reviews must include both negative and positive ones")
+def _check_labels(train: pd.DataFrame, where: str = "the training reviews") -> None:
+    from .data import LABEL_NAMES
+
+    labels = train["label"].unique()
+    if len(labels) < 2:
+        only = f" (only {LABEL_NAMES[int(labels[0])]} ones)" if len(labels) else ""
+        raise UserError(f"{where} must include both negative and positive reviews{only}: "
+                        "no classifier can be fitted to one label")
+
+
+def _fit(pipeline: Pipeline, name: str, texts: list[str], targets: np.ndarray,
+         vocabulary_built: Callable[[], None] | None = None) -> Pipeline:
+    """Fit ``pipeline``; texts that give its vectorizer no vocabulary are a one-line error.
+
+    ``vocabulary_built`` is called once they have given one: from then on bad input cannot fail it.
+
+    scikit-learn's messages ("max_df corresponds to < documents than min_df", "empty vocabulary",
+    "no terms remain") name its settings, not the cause: too few reviews, or none with words
+    shared by two reviews.
+    """
+    vectorizer = pipeline.steps[0][1]
+    try:
+        features = vectorizer.fit_transform(texts)
+    except ValueError as error:
+        raise UserError(
+            f"{name} finds no vocabulary in the {len(texts):,} training review(s) ({first_line(error)}); "
+            "it needs more reviews, with words that recur across them"
+        ) from error
+    if vocabulary_built is not None:
+        vocabulary_built()
+    pipeline[1:].fit(features, targets)  # the remaining steps are the pipeline's own objects, fitted in place
+    return pipeline
 
 
 def evaluate_baseline(model: Pipeline, frame: pd.DataFrame) -> dict[str, Any]:
@@ -281,27 +308,31 @@ def run_baseline(
     Writes ``output/metrics.json`` and ``output/model/`` in one atomic step and returns the metrics.
     """
     from .artifacts import atomic_output_dir, check_output_dir, write_json
-    from .data import LoadReport, load_splits
+    from .config import DataSpec
+    from .data import LoadReport, warn_about_splits
 
     started = time.perf_counter()
+    spec = DataSpec(str(data), text_column=text_column, label_column=label_column, cleaning=cleaning,
+                    seed=seed, validation_size=validation_size, group_column=group_column,
+                    test_size=test_size)
     pipeline = build_baseline(model, seed, **(params or {}))  # a bad name or setting fails now
     check_output_dir(output, overwrite, inputs=(data,))  # and so does an occupied or overlapping output
     report = LoadReport(str(data), "")
     with _step(progress, f"loading {data}", announce=False):  # bad data: the error line alone
-        frames = load_splits(data, text_column=text_column, label_column=label_column,
-                             validation_size=validation_size, test_size=test_size, seed=seed,
-                             cleaning=cleaning, require=("train", "test"), report=report,  # type: ignore[arg-type]
-                             group_column=group_column)
-    _check_labels(frames["train"])
+        frames = spec.load(require=("train", "test"), report=report)
+    _check_labels(frames["train"], f"the train split of {data}")
+    warn_about_splits(frames, data)
     target = "label"
     if model in RATING_MODELS:
         from .ratings import check_ratings
 
         check_ratings(frames["train"], f"the train split of {data}")
         target = "rating"
-    with _step(progress, f"training {model} on {len(frames['train']):,} reviews"):
+    training = f"training {model} on {len(frames['train']):,} reviews"
+    with _step(progress, training, announce=False):  # texts without a vocabulary: the error line alone
         fit_started = time.perf_counter()
-        fitted = pipeline.fit(frames["train"]["text"].tolist(), frames["train"][target].to_numpy())
+        fitted = _fit(pipeline, model, frames["train"]["text"].tolist(), frames["train"][target].to_numpy(),
+                      vocabulary_built=(lambda: progress(f"{training} ...")) if progress else None)
         train_seconds = time.perf_counter() - fit_started
     validation_accuracy = None
     if "validation" in frames:

@@ -16,6 +16,11 @@ from typing import Any, Literal
 
 from .errors import UserError
 
+if typing.TYPE_CHECKING:
+    import pandas as pd
+
+    from .data import LoadReport
+
 Truncation = Literal["head", "head-tail"]
 Precision = Literal["auto", "bf16", "fp32"]
 
@@ -34,6 +39,55 @@ def check_choice(kind: str, value: object, allowed: tuple[str, ...]) -> None:
     """A one-line refusal of a value not in ``allowed``."""
     if value not in allowed:
         raise UserError(f"{kind} must be one of {', '.join(allowed)}, not {value!r}")
+
+
+def check_seed(seed: object) -> None:
+    """Seeds drive numpy's generators, which take whole numbers from 0 only."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise UserError(f"seed must be a whole number >= 0, got {seed!r}")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where the reviews come from and how train is split: one carve for every stage that reads them.
+
+    ``train`` and ``tune`` build theirs with :meth:`TrainConfig.data_spec` from the same merged
+    preset, run file and options, so they see the same train and validation reviews.
+    """
+
+    source: str
+    text_column: str = "text"
+    label_column: str = "label"
+    cleaning: str = "basic"
+    seed: int = 42
+    validation_size: float = 0.1
+    """Fraction of train carved as validation when the source has no validation split (0: none)."""
+    group_column: str | None = None
+    """Carve validation by whole groups of this column (``movie``) instead of by review."""
+    test_size: float = 0.2
+    """Fraction carved as test when the source is a single file."""
+
+    def __post_init__(self) -> None:
+        from .data import CLEANINGS, GROUP_COLUMNS
+
+        check_choice("cleaning", self.cleaning, CLEANINGS)
+        check_seed(self.seed)
+        if not 0 <= self.validation_size < 1:
+            raise UserError(f"validation size must be a fraction in [0, 1), got {self.validation_size}")
+        if not 0 < self.test_size < 1:
+            raise UserError(f"test size must be a fraction in (0, 1), got {self.test_size}")
+        if self.group_column is not None:
+            check_choice("group column", self.group_column, GROUP_COLUMNS)
+
+    def load(self, require: tuple[str, ...] = ("train",), report: LoadReport | None = None,
+             ) -> dict[str, pd.DataFrame]:
+        """The cleaned ``train`` / ``validation`` / ``test`` frames (see :func:`data.load_splits`)."""
+        from .data import load_splits
+
+        return load_splits(self.source, text_column=self.text_column, label_column=self.label_column,
+                           validation_size=self.validation_size, test_size=self.test_size, seed=self.seed,
+                           cleaning=self.cleaning,  # type: ignore[arg-type]  # checked above
+                           require=require, report=report, group_column=self.group_column)
 
 
 @dataclass
@@ -121,6 +175,7 @@ class TrainConfig:
         check_choice("truncation", self.truncation, TRAIN_TRUNCATIONS)
         check_choice("target", self.target, TARGETS)
         check_choice("precision", self.precision, TRAIN_PRECISIONS)
+        check_seed(self.seed)
         positive = {
             "learning_rate": self.learning_rate,
             "epochs": self.epochs,
@@ -157,6 +212,14 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def data_spec(self, source: str | Path, *, cleaning: str = "basic", text_column: str = "text",
+                  label_column: str = "label") -> DataSpec:
+        """The data settings of a run with these settings: ``train`` and ``tune`` both load through
+        this, so a study's trials and the training run they lead to see the same validation split."""
+        return DataSpec(source=str(source), text_column=text_column, label_column=label_column,
+                        cleaning=cleaning, seed=self.seed, validation_size=self.validation_size,
+                        group_column=self.group_column)
 
 
 def _check_type(name: str, value: Any) -> None:

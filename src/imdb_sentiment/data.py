@@ -17,7 +17,6 @@ reviews are skipped with a warning that gives their count.
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 import string
 import tarfile
@@ -32,6 +31,7 @@ import pandas as pd
 
 from .errors import HubUnreachableError, UserError
 from .hub import hub_offline, hub_reachable
+from .tables import check_columns, read_table
 
 if TYPE_CHECKING:
     from datasets import DatasetDict
@@ -95,7 +95,8 @@ _PUNCTUATION_TABLE = str.maketrans(string.punctuation, " " * len(string.punctuat
 
 
 def normalize_labels(values: Iterable[object], where: str = "data") -> np.ndarray:
-    """Map 0/1, booleans, ``neg``/``pos`` or ``negative``/``positive`` (any case) to 0/1."""
+    """Map 0/1 (also ``1.0``/``0.0``, as numbers or text), booleans, ``neg``/``pos`` or
+    ``negative``/``positive`` (any case) to 0/1; anything else (``0.5``) is a one-line error."""
     series = pd.Series(list(values), dtype=object)
     mapped = series.map(_label_value)
     bad = series[mapped.isna()]
@@ -110,85 +111,20 @@ def normalize_labels(values: Iterable[object], where: str = "data") -> np.ndarra
 def _label_value(value: object) -> int | None:
     if isinstance(value, bool | np.bool_):
         return int(value)
+    if isinstance(value, str):  # text files hold numbers as text: "1.0" is 1 as in a parquet float
+        word = value.strip().lower()
+        if word in _LABEL_WORDS:
+            return _LABEL_WORDS[word]
+        try:
+            value = float(word)
+        except ValueError:
+            return None
     if isinstance(value, int | np.integer | float | np.floating):
         return int(value) if value in (0, 1) else None
-    if isinstance(value, str):
-        return _LABEL_WORDS.get(value.strip().lower())
     return None
 
 
 # --------------------------------------------------------------------------- readers
-
-
-def read_table(path: Path, text_column: str = "text", label_column: str | None = "label") -> pd.DataFrame:
-    """Read one CSV / TSV / JSONL / JSON / parquet file, checking that the columns exist."""
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".parquet":
-            frame = pd.read_parquet(path)
-        elif suffix in {".csv", ".tsv"}:
-            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", encoding="utf-8-sig",
-                                keep_default_na=False, dtype=str)
-        elif suffix in {".jsonl", ".json"}:
-            frame = _read_json_lines(path)
-        else:
-            raise UserError(f"unsupported file type {suffix or '(none)'} for {path}; "
-                            f"use one of {', '.join(FILE_SUFFIXES)}")
-    except UnicodeDecodeError as error:
-        raise UserError(f"{path} is not valid UTF-8 (bad byte at offset {error.start})") from error
-    except UserError:
-        raise
-    except Exception as error:  # parser errors differ by format; report them in one line
-        raise UserError(f"cannot read {path}: {error}") from error
-    check_columns(frame, text_column, label_column, str(path))
-    return frame
-
-
-def check_columns(frame: pd.DataFrame, text_column: str, label_column: str | None, where: str) -> None:
-    """Raise a one-line error naming the missing column(s) and the ones that exist."""
-    needed = [text_column] + ([label_column] if label_column else [])
-    missing = [column for column in needed if column not in frame.columns]
-    if missing:
-        # Name only the options for the missing columns: predict has no --label-column.
-        options = " / ".join(("--text-column" if column == text_column else "--label-column")
-                             for column in missing)
-        raise UserError(
-            f"{where} has no column {', '.join(map(repr, missing))} "
-            f"(columns: {', '.join(map(str, frame.columns))}); use {options}"
-        )
-
-
-def _read_json_lines(path: Path) -> pd.DataFrame:
-    raw = path.read_bytes().decode("utf-8-sig")  # raises UnicodeDecodeError with the offset
-    array = path.suffix.lower() == ".json" and raw.lstrip().startswith("[")
-    try:
-        if array:
-            return pd.read_json(io.StringIO(raw), orient="records", dtype=False)
-        return pd.read_json(io.StringIO(raw), lines=True, dtype=False)
-    except ValueError as error:  # pandas names a character offset; people look for a line
-        raise UserError(f"cannot read {path}: {_json_problem(raw, array) or error}") from error
-
-
-def _json_problem(raw: str, array: bool) -> str | None:
-    """Where JSON (``array``) or JSON lines first go wrong, by line number."""
-    import json
-
-    if array:
-        try:
-            json.loads(raw)
-        except json.JSONDecodeError as error:
-            return f"invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
-        return None
-    for number, line in enumerate(raw.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            return f"line {number} is not valid JSON ({error.msg} at column {error.colno})"
-        if not isinstance(record, dict):
-            return f"line {number} is not a JSON object"
-    return None
 
 
 def _standardize(frame: pd.DataFrame, split: str, text_column: str, label_column: str | None,
@@ -491,6 +427,34 @@ def _drop_empty(frame: pd.DataFrame, split: str, report: LoadReport) -> pd.DataF
         warnings.warn(f"skipped {count} empty or whitespace-only review(s) in {where}", stacklevel=3)
         frame = frame[~empty].reset_index(drop=True)
     return frame
+
+
+REPEATED_SHARE = 0.05
+"""Warn when more than this share of a validation or test split's reviews also appear in train: their
+score then measures memory. IMDB's own test split repeats 123 of its 25,000 reviews (0.5 %)."""
+
+
+def warn_about_splits(frames: dict[str, pd.DataFrame], source: object) -> None:
+    """One warning each for a split of one label only and a validation or test split that repeats train."""
+    for split, frame in frames.items():
+        labels = frame["label"].unique() if "label" in frame.columns else ()
+        if len(labels) == 1:
+            warnings.warn(f"the {split} split of {source} holds only {LABEL_NAMES[int(labels[0])]} reviews "
+                          f"({len(frame):,}): accuracy on it says little and F1 or ROC AUC nothing",
+                          stacklevel=2)
+    texts = {split: set(frames[split]["text"]) if split in frames else set()
+             for split in ("train", "validation")}
+    # Validation is carved from train, so test is checked against both.
+    for split, seen, where in (("validation", texts["train"], "train"),
+                               ("test", texts["train"] | texts["validation"], "train or validation")):
+        frame = frames.get(split)
+        if frame is None or frame.empty:
+            continue
+        repeated = int(frame["text"].isin(seen).sum())
+        if repeated > REPEATED_SHARE * len(frame):
+            warnings.warn(f"{repeated:,} of the {len(frame):,} {split} reviews of {source} "
+                          f"({repeated / len(frame):.0%}) also appear in {where}: their score measures "
+                          "memory, not how well a model reads new reviews", stacklevel=2)
 
 
 def describe(frames: dict[str, pd.DataFrame]) -> dict[str, dict[str, float]]:

@@ -135,6 +135,12 @@ class TextEncoder:
             tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         except Exception as error:  # the Rust library raises plain Exceptions
             raise UserError(f"cannot read {folder / 'tokenizer.json'}: {error}") from error
+        specials = len(tokenizer.get_added_tokens_decoder())
+        if tokenizer.get_vocab_size(with_added_tokens=True) <= specials:  # saved with no vocabulary files
+            from .modeling import tokenizer_files_error
+
+            raise tokenizer_files_error(folder, f"has a tokenizer.json that knows no words (only {specials} "
+                                                "special tokens)")
         tokenizer.no_padding()  # saved files may carry a fixed padding/truncation: we do our own
         tokenizer.no_truncation()
         settings = _read_settings(folder / "tokenizer_config.json")

@@ -12,9 +12,13 @@ positive weight pushes towards POSITIVE, a negative one towards NEGATIVE):
   ``[PAD]`` embedding (special tokens kept) to the review, of the margin ``logit(POSITIVE) -
   logit(NEGATIVE)``; word pieces are summed into the words the tokenizer split the text into.
   Attributions add up to the margin's change along the path (up to the Riemann-sum error).
+  A classifier running on ONNX Runtime or int8 gives its predictions; the gradients come from
+  its PyTorch weights, loaded on the first explanation (see
+  :meth:`~imdb_sentiment.inference.SentimentClassifier.gradient_classifier`).
 
 Words are lower-cased and a word's occurrences are summed, so a page can colour every place it
-appears. Models that fit neither way (random forests, ONNX exports) get a one-line error.
+appears. Models that fit neither way (random forests, ONNX export folders, which hold no PyTorch
+weights) get a one-line error.
 """
 
 from __future__ import annotations
@@ -136,24 +140,24 @@ class LinearExplainer:
 
 
 class GradientExplainer:
-    """Integrated gradients over the input embeddings of a PyTorch sequence classifier."""
+    """Integrated gradients over the input embeddings of a transformer classifier.
+
+    Labels, scores and stars are ``classifier``'s own (as it predicts them); the word weights come
+    from its PyTorch model with gradients, which for an ONNX Runtime or int8 classifier is loaded
+    here, once.
+    """
 
     method = "integrated-gradients"
 
     def __init__(self, classifier: SentimentClassifier, steps: int = DEFAULT_STEPS) -> None:
-        from .inference import TorchBackend
-
-        if not isinstance(classifier.backend, TorchBackend):
-            raise UserError(f"{classifier.name} runs on {classifier.backend.name}, which has no gradients; "
-                            "explain the PyTorch model folder it was exported from")
-        tokenizer = classifier.tokenizer
-        if tokenizer is None or not getattr(tokenizer, "is_fast", False):
-            raise UserError("explanations need a fast (Rust) tokenizer to map word pieces back to words")
-        if classifier.precision == "int8":
-            raise UserError("explanations need gradients; use --precision fp32 or auto, not int8")
         if steps <= 0:
             raise UserError(f"integrated-gradient steps must be positive, got {steps}")
+        gradients = classifier.gradient_classifier()
+        tokenizer = gradients.tokenizer
+        if tokenizer is None or not getattr(tokenizer, "is_fast", False):
+            raise UserError("explanations need a fast (Rust) tokenizer to map word pieces back to words")
         self.classifier = classifier
+        self.gradients = gradients
         self.tokenizer = tokenizer
         self.steps = steps
         self.name = classifier.name
@@ -165,7 +169,7 @@ class GradientExplainer:
         details = self.classifier.predict_details(texts)
         out = []
         for index, text in enumerate(texts):
-            words, gap = self.attribute(clean_text(text, self.classifier.cleaning))
+            words, gap = self.attribute(clean_text(text, self.gradients.cleaning))
             label, score = _label(float(details.probabilities[index, 1]))
             stars = None if details.stars is None else round(float(details.stars[index]), 2)
             out.append(Explanation(label, score, _ranked(words), self.method, stars,
@@ -179,7 +183,7 @@ class GradientExplainer:
         from .encoding import truncate_ids
         from .modeling import label_order
 
-        classifier = self.classifier
+        classifier = self.gradients
         encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         ids, offsets, word_of = encoded["input_ids"], encoded["offset_mapping"], encoded.word_ids()
         budget = classifier.max_length - classifier.encoder.special_count
@@ -246,7 +250,9 @@ def load_explainer(model: str | os.PathLike[str], *, device: str | None = None, 
     """An explainer for a baseline folder (``baseline`` output or its ``model/``), a hybrid folder (its
     bag-of-words screen) or a classifier.
 
-    ``options`` go to :meth:`SentimentClassifier.load` (length, truncation, ...).
+    ``options`` go to :meth:`SentimentClassifier.load` (backend, precision, length, truncation, ...);
+    without them a transformer runs on PyTorch in fp32. Any engine explains: one without gradients
+    (ONNX Runtime, int8) predicts, and its PyTorch weights give the word weights.
     """
     from .exporters.onnx import ONNX_META
     from .hybrid import is_hybrid, screen_file
@@ -262,13 +268,13 @@ def load_explainer(model: str | os.PathLike[str], *, device: str | None = None, 
         file = folder / MODEL_FILE if (folder / MODEL_FILE).is_file() else folder / "model" / MODEL_FILE
         return LinearExplainer(load_baseline(file), name=str(model))
     if (folder / ONNX_META).is_file():
-        raise UserError(f"{model} is an ONNX export, which has no gradients; explain the PyTorch model "
-                        "folder it was exported from")
+        raise UserError(f"{model} is an ONNX export without PyTorch weights, so it has no gradients to "
+                        "explain; explain the PyTorch model folder it was exported from")
     if classifier is None:
         from .inference import SentimentClassifier
 
-        options.setdefault("precision", "fp32")
-        classifier = SentimentClassifier.load(model, device=device or "cpu", backend="torch", **options)
+        settings = {"precision": "fp32", "backend": "torch", **options}
+        classifier = SentimentClassifier.load(model, device=device, **settings)
     return GradientExplainer(classifier, steps)
 
 
@@ -277,8 +283,9 @@ def load_explainer(model: str | os.PathLike[str], *, device: str | None = None, 
 
 def explain_frame(explainer: Explainer, frame: pd.DataFrame, text_column: str = "text",
                   top: int = DEFAULT_TOP) -> pd.DataFrame:
-    """``frame`` plus label, score, (stars,) explanation (JSON ``[[word, weight], ...]``) and error."""
-    from .inference import row_problem
+    """``frame`` plus label, score, (stars,) explanation (JSON ``[[word, weight], ...]``) and error,
+    named as ``predict`` names its columns (:func:`tables.free_names`: no input column is overwritten)."""
+    from .tables import add_columns, row_problem
 
     problems = [row_problem(value) for value in frame[text_column].tolist()]
     good = [i for i, problem in enumerate(problems) if problem is None]
@@ -289,13 +296,8 @@ def explain_frame(explainer: Explainer, frame: pd.DataFrame, text_column: str = 
         columns["label"][i], columns["score"][i] = item.label, item.score
         columns["explanation"][i] = json.dumps(item.top(top), ensure_ascii=False)
         stars[i] = item.stars
-    out = frame.copy()
-    taken = {str(column) for column in frame.columns}
-    names = {name: name if name not in taken else f"predicted_{name}"
-             for name in ("label", "score", "stars", "explanation", "error")}
-    for name, values in columns.items():
-        out[names[name]] = values
+    outputs = {"label": columns["label"], "score": columns["score"]}
     if any(value is not None for value in stars):
-        out[names["stars"]] = stars
-    out[names["error"]] = problems
-    return out
+        outputs["stars"] = stars
+    outputs.update(explanation=columns["explanation"], error=problems)
+    return add_columns(frame, outputs)[0]

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import json
 import os
-import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import numpy as np
@@ -38,7 +37,8 @@ from .encoding import (
 )
 from .errors import UserError
 from .exporters.onnx import ONNX_META
-from .modeling import ID2LABEL, check_weight_files, label_order, resolve_model_source
+from .modeling import ID2LABEL, check_model_folder, folder_config, label_order, resolve_model_source
+from .tables import OUTPUT_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,6 +52,9 @@ DEFAULT_MAX_LENGTH = 512
 DEFAULT_CHUNK_OVERLAP = 128
 
 Progress = Callable[[int], Any]
+
+_GRADIENT_LOADING = threading.Lock()
+"""One PyTorch load at a time for :meth:`SentimentClassifier.gradient_classifier`."""
 
 
 # --------------------------------------------------------------------------- back ends
@@ -202,6 +205,10 @@ class SentimentClassifier:
         self.name = name
         self.engine_reason: str | None = None
         """Why this back end and precision run the model (set when they were measured)."""
+        self._pytorch_source: tuple[str, bool] | None = None
+        """The PyTorch folder or Hub id this model was loaded from, and whether to trust its remote
+        code; ``None`` for an ONNX export folder, which has no PyTorch weights."""
+        self._gradient_model: SentimentClassifier | None = None
         self._order = label_order(model_config)
         self._stars = rating_outputs(model_config)
         self._outputs = len(getattr(model_config, "id2label", None) or {}) or 2
@@ -276,10 +283,10 @@ class SentimentClassifier:
             settings = dataclasses.replace(settings, max_batch_tokens=max_batch_tokens)
         device, precision, backend = settings.device, settings.precision, settings.backend
         folder = Path(str(id_or_path)).expanduser()
-        if not folder.exists():  # a missing path or an unreachable Hub fails before any slow import
+        if not folder.is_dir():  # a file, a missing path or an unreachable Hub fails before any slow import
             resolve_model_source(id_or_path)
-        if folder.is_dir() and not (folder / ONNX_META).is_file():
-            check_weight_files(folder)  # a damaged file: one line now, not a traceback from a loader
+        else:  # files, tokenizer and labels: one line now, before any export starts or says so
+            check_model_folder(folder, weights=not (folder / ONNX_META).is_file())
         trained = trained_settings(folder) if folder.is_dir() else {}
         options = {**trained, **settings.input_settings(), "max_batch_tokens": settings.max_batch_tokens}
         if (folder / ONNX_META).is_file():  # an export folder has no PyTorch weights
@@ -319,6 +326,7 @@ class SentimentClassifier:
                                   trust_remote_code=trust_remote_code)
         loaded = cls._load_onnx(export, device or "cpu", "auto", options)
         loaded.name = str(folder)
+        loaded._pytorch_source = (str(folder), trust_remote_code)
         return loaded
 
     @classmethod
@@ -333,7 +341,9 @@ class SentimentClassifier:
         model, tokenizer = load_classifier(id_or_path, trust_remote_code=trust_remote_code)
         backend = TorchBackend(model, device, precision, tokenizer.model_input_names)
         encoder = TextEncoder.from_transformers(tokenizer)
-        return cls(backend, encoder, model.config, name=str(id_or_path), tokenizer=tokenizer, **options)
+        loaded = cls(backend, encoder, model.config, name=str(id_or_path), tokenizer=tokenizer, **options)
+        loaded._pytorch_source = (str(id_or_path), trust_remote_code)
+        return loaded
 
     @classmethod
     def _load_onnx(cls, folder: Path, device: str, precision: str,
@@ -343,11 +353,9 @@ class SentimentClassifier:
         if precision not in ("auto", exported):
             raise UserError(f"{folder} is an ONNX export with {exported} weights; "
                             f"--precision {precision} does not apply (re-export to change it)")
-        config = _read_json(folder / "config.json")
-        if config is None:
-            raise UserError(f"{folder} is not a model folder (no config.json)")
+        config = folder_config(folder)
         backend = OnnxBackend(folder / str(meta.get("file", "model.onnx")), device, exported)
-        return cls(backend, TextEncoder.from_folder(folder), SimpleNamespace(**config),
+        return cls(backend, TextEncoder.from_folder(folder), config,
                    name=str(meta.get("source") or folder), **options)
 
     # ------------------------------------------------------------------ public API
@@ -372,6 +380,30 @@ class SentimentClassifier:
             "engine_reason": self.engine_reason or "as requested (backend and precision options)",
             "version": __version__,
         }
+
+    def gradient_classifier(self) -> SentimentClassifier:
+        """This model with gradients, for explanations.
+
+        Itself when it runs on PyTorch in fp32 or bf16. Otherwise (ONNX Runtime, int8) the PyTorch
+        weights it was loaded from, in fp32 on the same device with the same input settings: loaded
+        on the first call, so prediction alone never pays for them, and kept for later calls.
+        """
+        if isinstance(self.backend, TorchBackend) and self.precision != "int8":
+            return self
+        with _GRADIENT_LOADING:
+            if self._gradient_model is None:
+                if self._pytorch_source is None:
+                    raise UserError(f"{self.name} is an ONNX export without PyTorch weights, so it has no "
+                                    "gradients to explain; explain the PyTorch model folder it was "
+                                    "exported from")
+                source, trust_remote_code = self._pytorch_source
+                settings = {"max_length": self.max_length, "truncation": self.truncation,
+                            "head_tokens": self.head_tokens, "chunk_overlap": self.chunk_overlap,
+                            "cleaning": self.cleaning, "batch_size": self.batch_size,
+                            "max_batch_tokens": self.max_batch_tokens}
+                self._gradient_model = self._load_torch(source, self.device, "fp32", trust_remote_code,
+                                                        settings)
+            return self._gradient_model
 
     def predict_proba(self, texts: Sequence[str], batch_size: int | None = None,
                       progress: Progress | None = None) -> np.ndarray:
@@ -548,12 +580,6 @@ def trained_settings(folder: Path) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- files
 
-TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
-TEXT_SUFFIXES = (".txt", ".text")
-OUTPUT_FORMATS = tuple(suffix.removeprefix(".") for suffix in TABLE_SUFFIXES)
-"""Result formats by name (``--format``); without an output file the results go to stdout."""
-OUTPUT_COLUMNS = ("label", "score", "truncated", "error")
-
 
 @dataclass
 class FileSummary:
@@ -562,52 +588,27 @@ class FileSummary:
     bad_rows: int
     seconds: float
     columns: list[str]
-    """Names of the added columns (``predicted_`` prefixed when the input already had them)."""
+    """Names of the label, score, truncated and error columns (see ``tables.free_names``)."""
+    added: list[str] | None = None
+    """Every added column, in order (``stars`` and ``decided_by`` too, where the model has them)."""
 
-
-def read_reviews(path: Path, text_column: str = "text") -> pd.DataFrame:
-    """A table (CSV/TSV/JSONL/JSON/parquet) or plain text, one review per line, as a frame."""
-    import pandas as pd
-
-    from .data import read_table
-
-    if not path.is_file():
-        raise UserError(f"input file not found: {path}")
-    if path.suffix.lower() in TEXT_SUFFIXES:
-        return pd.DataFrame({text_column: read_lines(path.read_bytes(), str(path))})
-    if path.suffix.lower() not in TABLE_SUFFIXES:
-        raise UserError(f"unsupported input type {path.suffix or '(none)'} for {path}; "
-                        f"use one of {', '.join(TABLE_SUFFIXES + TEXT_SUFFIXES)}")
-    return read_table(path, text_column, label_column=None)
-
-
-def read_lines(raw: bytes, where: str) -> list[str]:
-    """One review per line (blank lines are kept as rows so row numbers match line numbers)."""
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise UserError(f"{where} is not valid UTF-8 (bad byte at offset {error.start})") from error
-    lines = [line.removesuffix("\r") for line in text.split("\n")]
-    return lines[:-1] if lines and lines[-1] == "" else lines
-
-
-def row_problem(value: object) -> str | None:
-    """Why a cell cannot be scored (``None`` when it can): missing, not text, or empty."""
-    if isinstance(value, str):
-        return None if value.strip() else "empty text"
-    if value is None or (isinstance(value, float) and np.isnan(value)) or type(value).__name__ == "NAType":
-        return "missing text"
-    return f"not text ({type(value).__name__})"
+    @property
+    def renamed(self) -> bool:
+        """Whether the input had columns named like the results, so the results took other names."""
+        return not set(self.added or self.columns) <= {*OUTPUT_COLUMNS, "stars", "decided_by"}
 
 
 def predict_frame(classifier: SentimentClassifier, frame: pd.DataFrame, text_column: str = "text", *,
                   batch_size: int | None = None, progress: Progress | None = None
                   ) -> tuple[pd.DataFrame, list[str]]:
-    """``frame`` plus label, score, truncated and error columns; bad rows get only an error.
+    """``frame`` plus label, score, (stars,) truncated, error (and decided_by) columns; bad rows
+    (see :func:`tables.row_problem`) get only an error and are never tokenized.
 
-    Returns the new frame and the names of the added columns.
+    Returns the new frame and the names of its label, score, truncated and error columns: an
+    input column is never overwritten (see :func:`tables.free_names`).
     """
-    names = _output_names(frame.columns)
+    from .tables import add_columns, row_problem
+
     problems = [row_problem(value) for value in frame[text_column].tolist()]
     good = [i for i, problem in enumerate(problems) if problem is None]
     if progress is not None and len(good) < len(frame):
@@ -618,89 +619,19 @@ def predict_frame(classifier: SentimentClassifier, frame: pd.DataFrame, text_col
     truncated: list[bool | None] = [None] * len(frame)
     for slot, (i, item) in enumerate(zip(good, to_predictions(details.probabilities), strict=True)):
         labels[i], scores[i], truncated[i] = item["label"], item["score"], bool(details.truncated[slot])
-    out = frame.copy()
-    for name, values in zip(names, (labels, scores, truncated, problems), strict=True):
-        out[name] = values
+    columns: dict[str, Sequence[object]] = {"label": labels, "score": scores}
+    if details.stars is not None:  # a rating model: stars after the score
+        stars = np.full(len(frame), np.nan)
+        stars[good] = np.round(details.stars, 2)
+        columns["stars"] = stars
+    columns.update(truncated=truncated, error=problems)
     if details.decided_by is not None:  # a hybrid: which part decided each review
         decided: list[str | None] = [None] * len(frame)
         for slot, i in enumerate(good):
             decided[i] = str(details.decided_by[slot])
-        out[f"{names[0].removesuffix('label')}decided_by"] = decided
-    if details.stars is not None:  # a rating model: stars after the score
-        stars = np.full(len(frame), np.nan)
-        stars[good] = np.round(details.stars, 2)
-        out.insert(list(out.columns).index(names[1]) + 1, _stars_name(frame.columns), stars)
-    return out, names
-
-
-def _stars_name(columns: Sequence[object]) -> str:
-    return "predicted_stars" if "stars" in {str(column) for column in columns} else "stars"
-
-
-def _output_names(columns: Sequence[object]) -> list[str]:
-    taken = {str(column) for column in columns}
-    if taken.isdisjoint(OUTPUT_COLUMNS):
-        return list(OUTPUT_COLUMNS)
-    return [f"predicted_{name}" for name in OUTPUT_COLUMNS]
-
-
-def write_table(frame: pd.DataFrame, path: Path, output_format: str | None = None) -> None:
-    """Write ``frame`` atomically in ``output_format``, by default the one named by ``path``'s suffix."""
-    from .artifacts import atomic_write_bytes
-
-    suffix = f".{output_format}" if output_format else path.suffix.lower()
-    atomic_write_bytes(path, _table_bytes(frame, suffix))
-
-
-def _table_bytes(frame: pd.DataFrame, suffix: str) -> bytes:
-    import io
-
-    if suffix in (".csv", ".tsv"):
-        return frame.to_csv(index=False, sep="\t" if suffix == ".tsv" else ",").encode("utf-8")
-    if suffix == ".jsonl":
-        return frame.to_json(orient="records", lines=True, force_ascii=False).encode("utf-8")
-    if suffix == ".json":
-        return frame.to_json(orient="records", force_ascii=False, indent=1).encode("utf-8")
-    buffer = io.BytesIO()
-    try:
-        frame.to_parquet(buffer, index=False)
-    except Exception:  # pyarrow refuses columns mixing types (e.g. a number among texts)
-        buffer = io.BytesIO()
-        _mixed_as_text(frame).to_parquet(buffer, index=False)
-    return buffer.getvalue()
-
-
-def _mixed_as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    out = frame.copy()
-    for column in out.columns:
-        if out[column].dtype == object:
-            out[column] = [None if value is None else str(value) for value in out[column]]
-    return out
-
-
-def check_output_format(output_format: str | None) -> None:
-    if output_format is not None and output_format not in OUTPUT_FORMATS:
-        raise UserError(f"--format must be one of {', '.join(OUTPUT_FORMATS)}, not {output_format!r}")
-
-
-def check_output_file(path: Path, input_path: Path | None, overwrite: bool,
-                      output_format: str | None = None) -> Path:
-    """Refuse an unknown format, the input file itself, an existing file without ``overwrite``,
-    or a place that cannot be written. ``output_format`` overrides the suffix."""
-    from .artifacts import check_writable
-
-    check_output_format(output_format)
-    if output_format is None and path.suffix.lower() not in TABLE_SUFFIXES:
-        raise UserError(f"unsupported output type {path.suffix or '(none)'} for {path}; "
-                        f"use one of {', '.join(TABLE_SUFFIXES)} or --format")
-    if input_path is not None and path.resolve() == input_path.resolve():
-        raise UserError("--output must differ from --input; the input file is never modified")
-    if path.is_dir():
-        raise UserError(f"output path {path} is a folder; give a file name")
-    if path.exists() and not overwrite:
-        raise UserError(f"output file {path} exists; pass --overwrite to replace it")
-    check_writable(path)
-    return path
+        columns["decided_by"] = decided
+    out, names = add_columns(frame, columns)
+    return out, [names[name] for name in OUTPUT_COLUMNS]
 
 
 def predict_file(classifier: SentimentClassifier, input_path: Path, output_path: Path | None, *,
@@ -711,10 +642,12 @@ def predict_file(classifier: SentimentClassifier, input_path: Path, output_path:
     """Score every row of ``input_path`` into ``output_path`` (atomically); bad rows are marked.
 
     Without ``output_path`` the results go to ``stream`` (stdout) as ``output_format`` (csv).
-    ``reviews`` is the file already read by :func:`read_reviews`, if it was. ``on_rows`` hears
-    the row count once the file is read (e.g. to size a progress bar).
+    ``reviews`` is the file already read by :func:`tables.read_reviews`, if it was. ``on_rows``
+    hears the row count once the file is read (e.g. to size a progress bar).
     """
     import time
+
+    from .tables import check_output_file, check_output_format, read_reviews, write_stream, write_table
 
     if output_path is not None:
         check_output_file(output_path, input_path, overwrite, output_format)
@@ -727,10 +660,9 @@ def predict_file(classifier: SentimentClassifier, input_path: Path, output_path:
     scored, names = predict_frame(classifier, frame, text_column, batch_size=batch_size, progress=progress)
     seconds = time.perf_counter() - started
     if output_path is not None:
-        write_table(scored, output_path, output_format)
+        write_table(scored, Path(output_path), output_format)
     else:
-        out = stream if stream is not None else sys.stdout.buffer
-        out.write(_table_bytes(scored, f".{output_format or 'csv'}"))
-        out.flush()
+        write_stream(scored, output_format or "csv", stream)
     bad = int(scored[names[3]].notna().sum())
-    return FileSummary(len(frame), len(frame) - bad, bad, seconds, names)
+    added = [str(name) for name in scored.columns[len(frame.columns):]]
+    return FileSummary(len(frame), len(frame) - bad, bad, seconds, names, added)

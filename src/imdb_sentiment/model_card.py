@@ -153,7 +153,8 @@ A bag-of-words screen (`{settings.baseline}`) in front of a fine-tuned transform
   the transformer at the threshold validation chose, {metrics.get("chosen_threshold")}).
 
 Chosen on {metrics.get("n_validation")} validation reviews (seed {metrics.get("seed")}, group column
-{metrics.get("group_column")}); the test split played no part.
+{metrics.get("group_column")}), the screen scored {metrics.get("refit", {}).get("summary", "as given")};
+the test split played no part.
 
 | validation | accuracy |
 |---|---|

@@ -44,7 +44,7 @@ def resolve_model_source(id_or_path: str | os.PathLike[str]) -> str:
         if not path.is_dir():
             raise UserError(f"model path {path} is a file; pass the model folder")
         if not (path / "config.json").is_file():
-            raise UserError(f"{path} is not a model folder (no config.json)")
+            raise UserError(f"{path} is not a model folder (no config.json){_baseline_hint(path)}")
         return str(path)
     if is_local(text):
         raise UserError(f"model path not found: {text}")
@@ -55,6 +55,14 @@ def resolve_model_source(id_or_path: str | os.PathLike[str]) -> str:
             f"model path not found: {text}, and the Hugging Face Hub cannot be reached to load it as a "
             "Hub id; pass a local model folder, e.g. --model ../shared/models/all-MiniLM-L6-v2")
     return text
+
+
+def _baseline_hint(folder: Path) -> str:
+    """What to do with a bag-of-words baseline folder (a scikit-learn ``.skops`` model) given as a model."""
+    if not any(folder.glob("*.skops")) and not any(folder.glob("model/*.skops")):
+        return ""
+    return ("; it holds a bag-of-words baseline, which `predict --explain` scores and "
+            "`hybrid --baseline` combines with a transformer")
 
 
 def _hub_error(id_or_path: str, error: Exception) -> UserError:
@@ -82,10 +90,40 @@ def load_tokenizer(id_or_path: str | os.PathLike[str], trust_remote_code: bool =
     from transformers import AutoTokenizer
 
     source = resolve_model_source(id_or_path)
+    check_tokenizer_files(source)
     try:
-        return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
         raise _hub_error(source, error) from error
+    # Without vocabulary files transformers builds a tokenizer of special tokens only, which turns
+    # every word into [UNK], so the model scores at chance; a Hub id can lack them as a folder can.
+    added = getattr(tokenizer, "added_tokens_decoder", None) or {}
+    specials = len(set(tokenizer.all_special_tokens) | {str(token) for token in added.values()})
+    if len(tokenizer) <= specials:
+        raise tokenizer_files_error(source, f"has a tokenizer that knows no words (only {len(tokenizer)} "
+                                            "special tokens): its tokenizer files are missing or empty")
+    return tokenizer
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "merges.txt",
+                   "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
+"""The files a tokenizer is saved as (``save_pretrained``): any one of them makes a folder's tokenizer."""
+
+
+def tokenizer_files_error(where: str | os.PathLike[str], problem: str) -> UserError:
+    """``problem`` (e.g. "has no tokenizer files") said of ``where``, with the files expected and the fix."""
+    return UserError(f"{where} {problem} (expected tokenizer.json, or tokenizer_config.json with vocab.txt, "
+                     "vocab.json + merges.txt or a SentencePiece .model); save the tokenizer of the model it "
+                     "was fine-tuned from into it (tokenizer.save_pretrained)")
+
+
+def check_tokenizer_files(source: str | os.PathLike[str]) -> None:
+    """Refuse a local folder without tokenizer files (a Hub id's arrive with the download)."""
+    folder = Path(source).expanduser()
+    if not folder.is_dir():
+        return
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES) and not any(folder.glob("*.model")):
+        raise tokenizer_files_error(folder, "has no tokenizer files")
 
 
 def is_classifier_config(config: Any) -> bool:
@@ -111,16 +149,13 @@ def load_classifier(
     from transformers import AutoModelForSequenceClassification
 
     source = resolve_model_source(id_or_path)
+    check_model_folder(source, classifier=False)  # files first: one line, not a loader's traceback
     config = load_config(source, trust_remote_code)
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if dtype is not None:
         kwargs["dtype"] = dtype
     if require_head:
-        if not is_classifier_config(config):
-            raise UserError(f"{id_or_path} is not a sequence-classification model "
-                            f"(architectures: {', '.join(config.architectures or ['none'])}); "
-                            "fine-tune it first with `imdb-sentiment train`")
-        label_order(config)  # refuse unmappable labels before loading weights
+        check_classifier_config(config, id_or_path)  # before loading weights
     elif labels is not None and {int(k): v for k, v in (config.id2label or {}).items()} != labels:
         # A head with other outputs (e.g. a rating output next to the two classes): start it fresh.
         kwargs.update(num_labels=len(labels), id2label=dict(labels),
@@ -130,12 +165,67 @@ def load_classifier(
         # A bare encoder, or a classifier whose labels are not ours: start a fresh 2-way head.
         kwargs.update(num_labels=2, id2label=dict(ID2LABEL), label2id=dict(LABEL2ID),
                       ignore_mismatched_sizes=is_classifier_config(config))
-    check_weight_files(source)
+    tokenizer = load_tokenizer(source, trust_remote_code)  # refused, if unusable, before the weights
     try:
         model = AutoModelForSequenceClassification.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as error:
         raise _hub_error(source, error) from error
-    return model, load_tokenizer(source, trust_remote_code)
+    return model, tokenizer
+
+
+def check_classifier_config(config: Any, where: str | os.PathLike[str]) -> None:
+    """A trained sequence-classification head with labels that map to negative/positive."""
+    if not is_classifier_config(config):
+        raise UserError(f"{where} is not a sequence-classification model "
+                        f"(architectures: {', '.join(getattr(config, 'architectures', None) or ['none'])}); "
+                        "fine-tune it first with `imdb-sentiment train`")
+    label_order(config)
+
+
+WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "*.index.json")
+"""PyTorch weights as ``transformers`` saves them: one file, or shards with their index."""
+
+
+def check_model_folder(source: str | os.PathLike[str], *, classifier: bool = True, weights: bool = True
+                       ) -> None:
+    """Refuse a local folder that cannot make a working model, in milliseconds and without importing
+    torch or transformers: not a model folder (a baseline's is named as one), no or damaged weights
+    (``weights``), no tokenizer, or, with ``classifier``, no head with negative/positive labels.
+    A Hub id passes: its files are checked as they load."""
+    folder = Path(source).expanduser()
+    if not folder.is_dir():
+        return
+    resolve_model_source(folder)
+    if weights:
+        if not any(any(folder.glob(pattern)) for pattern in WEIGHT_PATTERNS):
+            raise UserError(f"{folder} has no model weights (no model.safetensors or pytorch_model.bin)")
+        check_weight_files(folder)
+    check_tokenizer_files(folder)
+    if classifier:
+        check_classifier_config(folder_config(folder), folder)
+
+
+def folder_config(folder: str | os.PathLike[str]) -> Any:
+    """A folder's ``config.json`` as attributes, read without transformers.
+
+    ``save_pretrained`` leaves out labels that are transformers' defaults (``LABEL_0``, ``LABEL_1``);
+    they are filled in as ``AutoConfig`` does, so every back end reads the labels the same way.
+    """
+    import json
+    from types import SimpleNamespace
+
+    file = Path(folder).expanduser() / "config.json"
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise UserError(f"{file.parent} is not a model folder (no config.json)") from error
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot read {file}: {first_line(error)}") from error
+    if not isinstance(data, dict):
+        raise UserError(f"cannot read {file}: not a JSON object")
+    if not data.get("id2label"):
+        data["id2label"] = {index: f"LABEL_{index}" for index in range(int(data.get("num_labels") or 2))}
+    return SimpleNamespace(**data)
 
 
 def check_weight_files(source: str | os.PathLike[str]) -> None:

@@ -297,8 +297,7 @@ def run_hybrid_stage(plan: QuickstartPlan, frames: dict[str, pd.DataFrame], sess
 
     started = time.perf_counter()
     transformer, train, source = _hybrid_transformer(plan, frames)
-    refit_by = "movie" if "movie" in train.columns and "movie" in frames["validation"].columns else None
-    config = HybridConfig(seed=plan.seed, device=plan.device, refit_by=refit_by, refit_folds=2)
+    config = HybridConfig(seed=plan.seed, device=plan.device, refit_folds=2)  # out of fold, by movie if named
     folder = plan.output / "hybrid"
     with tempfile.TemporaryDirectory(prefix="screen-") as screen_dir:
         fit_started = time.perf_counter()
@@ -314,7 +313,9 @@ def run_hybrid_stage(plan: QuickstartPlan, frames: dict[str, pd.DataFrame], sess
     metrics.update(n_train=len(train), train_seconds=chosen["train_seconds"], mode=model.mode,
                    threshold=chosen["threshold"], screen_weight=chosen["screen_weight"],
                    validation_accuracy=chosen["validation_accuracy"]["ensemble"])
-    params = {"transformer": transformer, "transformer_source": source, "refit_by": refit_by,
+    refit = chosen["refit"]
+    params = {"transformer": transformer, "transformer_source": source,
+              "refit_by": refit["group_column"] or refit["scheme"],
               "mode": metrics["mode"], "threshold": chosen["threshold"], "fallback": chosen["fallback"]}
     seconds = _record(plan, session, "hybrid", str(folder), metrics, started,
                       [plan.output / "hybrid-test" / "predictions.parquet", folder], params)

@@ -152,7 +152,7 @@ def _connect(ray: Any, address: str | None) -> bool:
 
 
 def _read(ray: Any, files: list[Path], text_column: str, progress: bool) -> Any:
-    """One dataset block per file, each read by :func:`inference.read_reviews` as `predict` reads it."""
+    """One dataset block per file, each read by :func:`tables.read_reviews` as `predict` reads it."""
     import logging
 
     ray.data.DataContext.get_current().enable_progress_bars = progress
@@ -166,7 +166,7 @@ def _read(ray: Any, files: list[Path], text_column: str, progress: bool) -> Any:
 def _read_files(batch: pd.DataFrame, text_column: str) -> pd.DataFrame:
     import pandas as pd
 
-    from .inference import read_reviews
+    from .tables import read_reviews
 
     return pd.concat([read_reviews(Path(path), text_column) for path in batch["path"]], ignore_index=True)
 
@@ -217,7 +217,7 @@ def _count(folder: Path) -> tuple[int, int, list[str]]:
 
 
 def _added_columns(columns: list[str]) -> list[str]:
-    from .inference import OUTPUT_COLUMNS
+    from .tables import OUTPUT_COLUMNS
 
     prefixed = [f"predicted_{name}" for name in OUTPUT_COLUMNS]
     return prefixed if all(name in columns for name in prefixed) else list(OUTPUT_COLUMNS)

@@ -3,7 +3,8 @@
 Requests from concurrent clients are micro-batched: a worker thread takes the first waiting
 request, collects whatever else arrives within ``max_wait_ms`` (up to ``max_batch`` texts) and
 runs the model once for all of them. One model call at a time also keeps the CPU threads from
-fighting each other. Every bad request gets a 4xx JSON ``{"error": ...}`` and the server stays up.
+fighting each other. Every bad request gets a 4xx JSON ``{"error": ...}`` and the server stays up,
+and nothing it answers names a path on the server unless the operator asks for the model's.
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import email.message
+import json
 import queue
+import re
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from importlib import resources
@@ -24,7 +28,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, StrictStr
 from starlette.exceptions import HTTPException
 
@@ -229,8 +234,9 @@ def create_app(classifier: SentimentClassifier, *, max_texts: int = DEFAULT_MAX_
                max_wait_ms: float = DEFAULT_MAX_WAIT_MS, show_paths: bool = False) -> FastAPI:
     """The service app around a loaded classifier (tests pass a tiny one to ``TestClient``).
 
-    Responses name the model by its folder name or Hub id; ``show_paths`` shows the full local
-    path instead (it tells clients about the server's file system).
+    Responses name the model by its folder name or Hub id, and paths in errors and ``/info`` (such
+    as the engine cache) are cut to their last part; ``show_paths`` shows them in full (it tells
+    clients about the server's file system).
     """
     if max_texts <= 0 or max_chars <= 0:
         raise UserError("max texts and max characters per request must be positive")
@@ -240,6 +246,10 @@ def create_app(classifier: SentimentClassifier, *, max_texts: int = DEFAULT_MAX_
     # JSON may spend up to 12 bytes on one character (an escaped surrogate pair).
     max_body = max_texts * (max_chars * 12 + 8) + 1024
     model_name = classifier.name if show_paths else public_model_name(classifier.name)
+    local_paths = _local_paths(classifier.info())
+
+    def public(text: str) -> str:
+        return text if show_paths else public_text(text, local_paths)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -248,24 +258,28 @@ def create_app(classifier: SentimentClassifier, *, max_texts: int = DEFAULT_MAX_
 
     app = FastAPI(title="imdb-sentiment", version=__version__, lifespan=lifespan,
                   description="Movie-review sentiment: POSITIVE or NEGATIVE with a probability.")
+    app.router.route_class = JsonBodyRoute
     app.state.batcher = batcher
     app.state.classifier = classifier
-    _add_error_handlers(app, max_body)
+    _add_error_handlers(app, max_body, public)
     errors: dict[int | str, dict[str, Any]] = {
-        code: {"model": ErrorOut} for code in (413, 422, 500)
+        code: {"model": ErrorOut} for code in (413, 415, 422, 500)
     }
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    @app.head("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
         return HTMLResponse(_static_text("index.html"))
 
     @app.get("/health")
+    @app.head("/health", include_in_schema=False)  # monitors often probe with HEAD
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/info")
     def info() -> dict[str, Any]:
-        return {**classifier.info(), "model": model_name, "limits": limits,
+        described = _map_strings(classifier.info(), public)  # e.g. the engine cache in engine_reason
+        return {**described, "model": model_name, "limits": limits,
                 "batching": dataclasses.asdict(batcher.stats)}
 
     @app.post("/predict", response_model=PredictResponse, responses=errors, response_model_exclude_none=True)
@@ -292,7 +306,7 @@ def create_app(classifier: SentimentClassifier, *, max_texts: int = DEFAULT_MAX_
             if not explainers:
                 explainers.append(GradientExplainer(classifier))
             found = explainers[0].explain(texts)
-        return ExplainResponse(model=classifier.name, method=explainers[0].method, explanations=[
+        return ExplainResponse(model=model_name, method=explainers[0].method, explanations=[
             ExplanationOut(label=item.label, score=item.score, stars=item.stars, words=item.top(top))
             for item in found])
 
@@ -308,6 +322,46 @@ def public_model_name(name: str) -> str:
     """A local model's folder name, or the Hub id as given."""
     path = Path(name).expanduser()
     return path.name if path.is_absolute() or path.exists() else name
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])(?:/[^\s/'\"`(),;<>\[\]{}]+){2,}/?")
+"""An absolute path of two or more parts (``/srv/models/x``; not a route such as ``/explain``, nor
+the path inside a URL)."""
+
+
+def public_text(text: str, local_paths: Iterable[str] = ()) -> str:
+    """``text`` naming no path on the server: each of ``local_paths`` (relative ones too) and any
+    other absolute path is cut to its last part, a folder or file name."""
+    for path in sorted(set(local_paths), key=len, reverse=True):  # longest first: a folder's files too
+        text = text.replace(path, Path(path).name)
+    return _ABSOLUTE_PATH.sub(lambda found: Path(found.group()).name, text)
+
+
+def _local_paths(info: Any) -> list[str]:
+    """The local paths a classifier's ``info()`` names (its folder, a hybrid's parts), as given
+    and absolute."""
+    found: list[str] = []
+
+    def note(value: str) -> str:
+        path = Path(value).expanduser()
+        with contextlib.suppress(OSError, ValueError):  # a sentence is no path (or one too long)
+            if "/" in value and path.exists():
+                found.extend([value, str(path.resolve())])
+        return value
+
+    _map_strings(info, note)
+    return found
+
+
+def _map_strings(value: Any, change: Callable[[str], str]) -> Any:
+    """``value`` (JSON-like) with ``change`` applied to every string in it."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, dict):
+        return {key: _map_strings(item, change) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_map_strings(item, change) for item in value]
+    return value
 
 
 def _check_request(texts: list[str], max_texts: int, max_chars: int) -> list[str]:
@@ -337,30 +391,91 @@ def text_problem(text: str) -> str | None:
     return None
 
 
-def _add_error_handlers(app: FastAPI, max_body: int) -> None:
-    """Every failure becomes ``{"error": one line}`` with a fitting status code."""
+def _add_error_handlers(app: FastAPI, max_body: int, public: Callable[[str], str]) -> None:
+    """Every failure becomes ``{"error": one line}`` with a fitting status code; ``public`` takes
+    the server's paths out of the line."""
 
     app.add_middleware(BodyLimit, max_body=max_body)
 
+    def error_response(message: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
+        return JSONResponse({"error": public(" ".join(message.split()))}, status, headers=headers)
+
     @app.exception_handler(_Rejected)
     async def rejected(_: Request, error: _Rejected) -> JSONResponse:
-        return JSONResponse({"error": error.message}, error.status)
+        return error_response(error.message, error.status)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"error": _validation_message(error.errors())}, 422)
+        return error_response(_validation_message(error.errors()), 422)
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, error: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(error.detail)}, error.status_code, headers=error.headers)
+        return error_response(str(error.detail), error.status_code, error.headers)
 
     @app.exception_handler(UserError)
     async def user_error(_: Request, error: UserError) -> JSONResponse:
-        return JSONResponse({"error": str(error)}, 422)
+        return error_response(str(error), 422)
 
     @app.exception_handler(Exception)
     async def crash(_: Request, error: Exception) -> JSONResponse:
         return JSONResponse({"error": f"internal error: {type(error).__name__}"}, 500)
+
+
+class JsonBodyRoute(APIRoute):
+    """A route whose request body is checked before FastAPI parses it, so a body that is no JSON
+    document gets a 4xx saying why (FastAPI answers 400 without a reason for invalid UTF-8 or
+    deep nesting, and ``0: JSON decode error`` for text that is not JSON)."""
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handler = super().get_route_handler()
+        if self.body_field is None:
+            return handler
+
+        async def checked(request: Request) -> Response:
+            check_json_body(await request.body(), request.headers.get("content-type"))
+            return await handler(request)  # reads the same, already received body
+
+        return checked
+
+
+EXAMPLE_BODY = '{"texts": ["A moving story."]}'
+
+
+def check_json_body(body: bytes, content_type: str | None) -> None:
+    """Refuse a request body that is not one UTF-8 JSON document sent as ``application/json``.
+
+    Other content types (``text/plain``, a form, none) are refused with 415 as FastAPI does not read
+    them as JSON: a browser may send those cross-site without asking, so accepting them would let
+    any web page a user of this machine opens use the service.
+    """
+    if not body.strip():
+        raise _Rejected(422, f"the body is empty; send JSON such as {EXAMPLE_BODY}")
+    if not _is_json_type(content_type):
+        raise _Rejected(415, "the body must be JSON sent with the header Content-Type: application/json "
+                             f"(got {content_type or 'no Content-Type'})")
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise _Rejected(422, f"the body is not valid UTF-8 (bad byte at offset {error.start})") from None
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as error:
+        raise _Rejected(422, f"the body is not valid JSON: {error.msg} at line {error.lineno} column "
+                             f"{error.colno}") from None
+    except RecursionError:
+        raise _Rejected(422, "the body nests JSON arrays or objects too deeply; send JSON such as "
+                             f"{EXAMPLE_BODY}") from None
+
+
+def _is_json_type(content_type: str | None) -> bool:
+    """``application/json`` or ``application/...+json``, with any parameters (as FastAPI decides)."""
+    if not content_type:
+        return False
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (subtype == "json"
+                                                                or subtype.endswith("+json"))
 
 
 class BodyLimit:

@@ -285,7 +285,7 @@ def _fit(model_id: str, frames: dict[str, pd.DataFrame], config: TrainConfig, wo
 def _splits(data: DataSource, config: TrainConfig, *, cleaning: str, text_column: str, label_column: str,
             evaluate_test: bool, max_test_samples: int | None) -> dict[str, pd.DataFrame]:
     """Train / validation (/ test) frames, cut to the configured sample sizes."""
-    from .data import carve_split, load_splits, subsample
+    from .data import carve_split, subsample
 
     need = ("train", "test") if evaluate_test else ("train",)
     if isinstance(data, dict):
@@ -297,10 +297,8 @@ def _splits(data: DataSource, config: TrainConfig, *, cleaning: str, text_column
             frames["train"], frames["validation"] = carve_split(frames["train"], config.validation_size,
                                                                 config.seed, config.group_column)
     else:
-        frames = load_splits(data, text_column=text_column, label_column=label_column,
-                             validation_size=config.validation_size, seed=config.seed,
-                             cleaning=cleaning, require=need,  # type: ignore[arg-type]
-                             group_column=config.group_column)
+        spec = config.data_spec(data, cleaning=cleaning, text_column=text_column, label_column=label_column)
+        frames = spec.load(require=need)
     frames["train"] = subsample(frames["train"], config.max_train_samples, config.seed)
     frames["validation"] = subsample(frames["validation"], config.max_eval_samples, config.seed)
     if evaluate_test:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import TrainConfig
+from .config import DataSpec, TrainConfig
 from .errors import UserError, first_line
 
 if TYPE_CHECKING:
@@ -79,6 +79,31 @@ class TuneSettings:
     prune: bool = True
     progress: bool = False
     max_test_samples: int | None = None
+    cleaning: str = "basic"
+    text_column: str = "text"
+    label_column: str = "label"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Cheap checks of the options, before anything (a runs folder, a study) is created."""
+        if isinstance(self.trials, bool) or not isinstance(self.trials, int) or self.trials <= 0:
+            raise UserError(f"--trials must be positive, got {self.trials}")
+        if self.timeout is not None and not self.timeout > 0:
+            raise UserError(f"--timeout must be positive, got {self.timeout}")
+        self.search_space = validate_search_space(self.search_space)
+        self.data_spec()  # a bad cleaning or group column fails now, not when the first trial starts
+
+    def data_spec(self) -> DataSpec:
+        """The data settings the trials (and ``train --config best_config.toml``) load with."""
+        return self.base.data_spec(self.data, cleaning=self.cleaning, text_column=self.text_column,
+                                   label_column=self.label_column)
+
+    def run_keys(self) -> dict[str, Any]:
+        """The top-level keys of a ``train --config`` file that repeats this study's data settings."""
+        return {"model": self.model, "data": self.data, "cleaning": self.cleaning,
+                "text_column": self.text_column, "label_column": self.label_column}
 
 
 @dataclass
@@ -177,11 +202,21 @@ def search_space_toml(space: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def default_storage(runs_dir: Path | None) -> str:
-    if runs_dir is None:
-        raise UserError("tuning keeps its study in a database: pass --runs-dir DIR or --storage URL")
+    """The SQLite study database in ``runs_dir``, creating the folder."""
     from .tracking import ensure_writable
 
-    return f"sqlite:///{ensure_writable(runs_dir).resolve() / STUDY_DB}"
+    url = storage_url(None, runs_dir)
+    ensure_writable(runs_dir)  # type: ignore[arg-type]  # storage_url refused None
+    return url
+
+
+def storage_url(storage: str | None, runs_dir: Path | None) -> str:
+    """The study database URL: ``storage``, else SQLite in ``runs_dir`` (nothing is created)."""
+    if storage:
+        return storage
+    if runs_dir is None:
+        raise UserError("tuning keeps its study in a database: pass --runs-dir DIR or --storage URL")
+    return f"sqlite:///{Path(runs_dir).expanduser().resolve() / STUDY_DB}"
 
 
 def display_url(url: str) -> str:
@@ -288,10 +323,11 @@ def _sqlite_lock(url: str) -> Iterator[None]:
 
 
 def study_signature(settings: TuneSettings) -> dict[str, Any]:
-    """What makes trials comparable: the search space, the fixed settings and the model's name."""
+    """What makes trials comparable: the search space, the fixed and data settings, the model's name."""
     fixed = {k: v for k, v in settings.base.to_dict().items() if k not in settings.search_space}
+    data = {key: value for key, value in settings.run_keys().items() if key not in ("model", "data")}
     return {"search_space": settings.search_space, "fixed": fixed,
-            "model": Path(str(settings.model).rstrip("/")).name}
+            "model": Path(str(settings.model).rstrip("/")).name, "data_settings": data}
 
 
 def open_study(settings: TuneSettings, storage: Any) -> optuna.Study:
@@ -322,7 +358,7 @@ def _check_signature(study: optuna.Study, signature: dict[str, Any], storage: An
     if _normal(stored["search_space"]) != _normal(signature["search_space"]):
         raise UserError(f"{where} was created with another search space "
                         f"({', '.join(stored['search_space'])}); choose another --study-name")
-    for key, what in (("fixed", "fixed settings"), ("model", "model")):
+    for key, what in (("fixed", "fixed settings"), ("model", "model"), ("data_settings", "data settings")):
         if key in stored and _normal(stored[key]) != _normal(signature[key]):
             changed = _differences(stored[key], signature[key])
             raise UserError(f"{where} was created with other {what} ({changed}); "
@@ -520,11 +556,10 @@ def _fmt(value: Any) -> str:
 
 def load_tuning_data(settings: TuneSettings) -> dict[str, pd.DataFrame]:
     """Train/validation (and test, kept apart for ``--final``), subsampled as configured."""
-    from .data import load_splits, subsample
+    from .data import subsample
 
     base = settings.base
-    frames = load_splits(settings.data, validation_size=base.validation_size, seed=base.seed,
-                         require=("train",))
+    frames = settings.data_spec().load(require=("train",))  # the carve `train` makes with these settings
     frames["train"] = subsample(frames["train"], base.max_train_samples, base.seed)
     frames["validation"] = subsample(frames["validation"], base.max_eval_samples, base.seed)
     return frames
@@ -536,9 +571,11 @@ def tune(settings: TuneSettings, *, train_fn: TrainFn | None = None,
 
     ``load_frames`` is called only when trials remain (a finished study needs no data).
     """
-    if settings.trials <= 0:
-        raise UserError(f"--trials must be positive, got {settings.trials}")
-    settings.search_space = validate_search_space(settings.search_space)
+    settings.validate()
+    if settings.runs_dir is not None:
+        from .tracking import ensure_writable
+
+        ensure_writable(settings.runs_dir)  # the trials are recorded there
     url = settings.storage or default_storage(settings.runs_dir)
     study = open_study(settings, open_storage(url))
     remaining = settings.trials - finished_count(study)
@@ -610,7 +647,7 @@ def best_config_toml(result: TuneResult, settings: TuneSettings) -> str:
     header = (f"# Best of study {result.study_name!r} ({result.storage}): trial {result.best_trial}, "
               f"validation accuracy {result.best_value:.4f}.\n# Use: imdb-sentiment train --config THIS_FILE "
               "--output DIR\n")
-    return header + to_toml({"model": settings.model, "data": settings.data}, result.best_config)
+    return header + to_toml(settings.run_keys(), result.best_config)
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:

@@ -48,16 +48,17 @@ def info(
     test_size: float = TEST_SIZE,
     as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
 ) -> None:
-    from ..data import LoadReport, describe, load_splits
+    from ..config import DataSpec
+    from ..data import LoadReport, describe, warn_about_splits
 
+    spec = DataSpec(data, text_column=text_column, label_column=label_column, cleaning=cleaning, seed=seed,
+                    validation_size=validation_size, test_size=test_size)
     report = LoadReport(data, "")
     with warnings_as_lines():
-        frames = load_splits(data, text_column=text_column, label_column=label_column,
-                             cleaning=cleaning,  # type: ignore[arg-type]  # checked by load_splits
-                             seed=seed, validation_size=validation_size, test_size=test_size,
-                             require=(), report=report)
-    if not frames:
-        raise UserError(f"{data} holds no train, validation or test split")
+        frames = spec.load(require=(), report=report)
+        if not frames:
+            raise UserError(f"{data} holds no train, validation or test split")
+        warn_about_splits(frames, data)
     summary = {"source": data, "kind": report.kind, "skipped_empty": report.skipped_empty,
                "test_carved": report.test_carved, "cleaning": cleaning, "splits": describe(frames)}
     typer.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))

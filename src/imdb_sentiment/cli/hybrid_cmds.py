@@ -26,11 +26,13 @@ def hybrid(
         help="Validation accuracy points the cascade may give up against the transformer alone."),
     copy_transformer: bool = typer.Option(
         False, "--copy-transformer", help="Copy the transformer into the folder (default: refer to it)."),
-    refit_by: str | None = typer.Option(
-        None, "--refit-by",
-        help="Group column (movie): score the screen on validation with copies refit without the "
-             "validation reviews' movies, as on test, so memorised titles do not win it too much weight "
-             "(5 refits of the baseline)."),
+    refit_by: str = typer.Option(
+        "auto", "--refit-by",
+        help="How the screen is scored on validation. auto: out of fold, with copies refit without "
+             "each fold of the validation movies (--group-column, or a movie column when the data has "
+             "one; 5 refits), else one copy refit on the training part; a column name: group by it; "
+             "folds: refit on the training part; none: the screen as given (experts: it may have "
+             "learned from those reviews and win too much weight)."),
     device: str | None = options.DEVICE,
     backend: str = options.BACKEND,
     seed: int = options.SEED,
@@ -58,7 +60,8 @@ def hybrid(
                f"transformer {accuracy['transformer']:.4f}, "
                f"ensemble {accuracy['ensemble']:.4f} (screen weight {metrics['screen_weight']:.2f}), "
                f"cascade {accuracy['cascade']:.4f} at threshold {metrics['chosen_threshold']:.2f} "
-               f"({metrics['validation_transformer_share']:.1%} to the transformer); saved to {output}")
+               f"({metrics['validation_transformer_share']:.1%} to the transformer), screen scored "
+               f"{metrics['refit']['summary']}; saved to {output}")
 
 
 def register(app: typer.Typer) -> None:

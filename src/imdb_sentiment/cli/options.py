@@ -27,7 +27,18 @@ CLEANING = typer.Option(
     help="basic (<br /> to space), none, or study (the reference study's: no punctuation, "
          "lowercase, no stop words, first 512 characters).",
 )
-SEED = typer.Option(42, "--seed", help="Seed for splits, sampling and training.")
+
+
+def _checked_seed(value: int | None) -> int | None:
+    """Every command's --seed passes here, so -1 is one line before any work, not numpy's traceback."""
+    from ..config import check_seed
+
+    if value is not None:
+        check_seed(value)
+    return value
+
+
+SEED = typer.Option(42, "--seed", callback=_checked_seed, help="Seed for splits, sampling and training.")
 VALIDATION_SIZE = typer.Option(0.1, "--validation-size", help="Fraction of train held out for validation.")
 GROUP_COLUMN = typer.Option(
     None, "--group-column",

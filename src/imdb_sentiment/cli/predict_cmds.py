@@ -45,15 +45,17 @@ def predict(
     input_path: Path | None = typer.Option(
         None, "--input", "-i",
         help="File of reviews: .csv, .tsv, .jsonl, .json, .parquet, or .txt (one review per line)."),
-    output_path: Path | None = typer.Option(
+    output_path: str | None = typer.Option(  # a string: a trailing '/' (a folder) must stay visible
         None, "--output", "-o",
         help="With --input: where to write the input columns plus label, score, truncated and error "
              "(.csv, .tsv, .jsonl, .json or .parquet; written atomically). Without it: stdout."),
     output_format: str | None = typer.Option(
         None, "--format",
-        help="With --input: csv, tsv, jsonl, json or parquet (default: the --output suffix; on stdout csv)."),
+        help="Results as csv, tsv, jsonl, json or parquet, for reviews from any source (default: the "
+             "--output suffix; on stdout csv for --input, one tab-separated line per review otherwise)."),
     text_column: str = TEXT_COLUMN,
-    as_json: bool = typer.Option(False, "--json", help="Print JSON lines (text, label, score, truncated)."),
+    as_json: bool = typer.Option(False, "--json",
+                                 help="The same as --format jsonl: one JSON object per review."),
     batch_size: int | None = BATCH_SIZE,
     max_length: int | None = MAX_LENGTH,
     truncation: str | None = TRUNCATION,
@@ -95,43 +97,44 @@ def predict(
 
     With --input FILE the results are a table: in --output, or on stdout (CSV unless --format).
     """
-    from ..inference import check_output_file, check_output_format, read_reviews
     from ..ray_scoring import RayScoring, check_engine
+    from ..tables import check_output_file, read_reviews
 
     check_inference_choices(truncation, precision, backend, batch_size)
+    output_format = _result_format(output_format, as_json)
     if check_engine(engine) == "ray":
         if input_path is None or output_path is None or texts:
             raise UserError("--engine ray needs --input FILES and --output FOLDER (and no review texts)")
+        if output_format is not None:
+            raise UserError("--engine ray writes a folder of parquet parts; --format and --json do not apply")
         _predict_ray(RayScoring(
-            model=model, inputs=str(input_path), output=output_path, text_column=text_column, address=address,
-            actors=actors, gpus_per_actor=gpus_per_actor, overwrite=overwrite, progress=bool(progress),
+            model=model, inputs=str(input_path), output=Path(output_path), text_column=text_column,
+            address=address, actors=actors, gpus_per_actor=gpus_per_actor, overwrite=overwrite,
+            progress=bool(progress),
             classifier=dict(device=device, precision=precision, backend=backend, max_length=max_length,
                             truncation=truncation, head_tokens=head_tokens, chunk_overlap=chunk_overlap,
                             batch_size=batch_size, trust_remote_code=trust_remote_code, mode=mode,
                             threshold=threshold)))
         return
-    if input_path is None and (output_path is not None or output_format is not None):
-        raise UserError("--output and --format need --input (texts given on the command line are printed)")
+    if input_path is None and output_path is not None:
+        raise UserError("--output needs --input; results for reviews given as arguments or on stdin "
+                        "go to stdout (--format chooses how)")
     reviews = None
     if input_path is not None:
         if texts:
             raise UserError("give review texts or --input FILE, not both")
-        if not input_path.is_file():
-            raise UserError(f"input file not found: {input_path}")
         if output_path is not None:
             check_output_file(output_path, input_path, overwrite, output_format)  # before the model loads
-        else:
-            check_output_format(output_format)
         reviews = read_reviews(input_path, text_column)  # a bad file fails before the model loads too
     elif texts:
         texts = _argument_reviews(texts)
     elif not explain_engine:
         texts = _stdin_reviews()
     if explain:
-        if input_path is not None and output_path is None:
-            raise UserError("--explain with --input needs --output FILE for the explanations")
-        _explain(model, texts, reviews, output_path, text_column, top, as_json, output_format, dict(
-            device=device, max_length=max_length, truncation=truncation, head_tokens=head_tokens,
+        # The engine predict would use gives the labels; gradients come from the PyTorch weights.
+        _explain(model, texts, reviews, output_path, text_column, top, output_format, dict(
+            device=device, precision=precision, backend=backend, max_length=max_length,
+            truncation=truncation, head_tokens=head_tokens, chunk_overlap=chunk_overlap,
             batch_size=batch_size, trust_remote_code=trust_remote_code))
         return
     classifier = load_classifier(model, device=device, precision=precision, backend=backend,
@@ -148,7 +151,17 @@ def predict(
         _predict_file(classifier, input_path, output_path, text_column, overwrite,
                       sys.stderr.isatty() if progress is None else progress, output_format, reviews)
     else:
-        _predict_texts(classifier, texts, as_json)
+        _predict_texts(classifier, texts, output_format)
+
+
+def _result_format(output_format: str | None, as_json: bool) -> str | None:
+    """``--json`` is another name for ``--format jsonl``; both work for every source of reviews."""
+    from ..tables import check_output_format
+
+    check_output_format(output_format)
+    if as_json and output_format not in (None, "jsonl"):
+        raise UserError(f"--json is --format jsonl; give --format {output_format} or --json, not both")
+    return "jsonl" if as_json else output_format
 
 
 def _argument_reviews(texts: list[str]) -> list[str]:
@@ -166,7 +179,7 @@ def _argument_reviews(texts: list[str]) -> list[str]:
 
 
 def _stdin_reviews() -> list[str]:
-    from ..inference import read_lines
+    from ..tables import read_lines
 
     if sys.stdin is None or sys.stdin.isatty():
         raise UserError("give review texts, --input FILE, or pipe reviews on stdin (one per line)")
@@ -176,33 +189,29 @@ def _stdin_reviews() -> list[str]:
     return reviews
 
 
-def _predict_texts(classifier: SentimentClassifier, texts: list[str], as_json: bool) -> None:
+def _predict_texts(classifier: SentimentClassifier, texts: list[str], output_format: str | None) -> None:
+    """Results for reviews given as arguments or on stdin: a table in ``output_format`` on stdout, or
+    one tab-separated line per review."""
     import pandas as pd
 
     from ..inference import predict_frame
+    from ..tables import write_stream
 
     frame, names = predict_frame(classifier, pd.DataFrame({"text": texts}), "text")
-    for row in frame.itertuples(index=False):
-        label, score, truncated, error = (getattr(row, name) for name in names)
-        error = error if isinstance(error, str) else None  # pandas may hold "no error" as NaN
-        if as_json:
-            record = {"text": row.text, "label": None if error else label,
-                      "score": None if error else round(float(score), 6),
-                      "truncated": None if error else bool(truncated), "error": error}
-            if "stars" in frame.columns:  # a model with a rating head
-                record["stars"] = None if error else float(row.stars)
-            if "decided_by" in frame.columns:  # a hybrid says which part decided
-                record["decided_by"] = row.decided_by
-            typer.echo(json.dumps(record, ensure_ascii=False))
-        elif error:
-            typer.echo(f"ERROR\t\t{error}")
-        else:
+    if output_format is not None:
+        write_stream(frame, output_format)
+    else:
+        for row in frame.itertuples(index=False):
+            label, score, truncated, error = (getattr(row, name) for name in names)
+            if isinstance(error, str):  # pandas may hold "no error" as NaN
+                typer.echo(f"ERROR\t\t{error}")
+                continue
             stars = f"\t{row.stars:.1f} stars" if "stars" in frame.columns else ""
             typer.echo(f"{label}\t{score:.4f}{stars}" + ("\t(truncated)" if truncated else ""))
     _warn_bad_rows(int(frame[names[3]].notna().sum()), "line(s)")
 
 
-def _predict_file(classifier: SentimentClassifier, input_path: Path, output_path: Path | None,
+def _predict_file(classifier: SentimentClassifier, input_path: Path, output_path: str | None,
                   text_column: str, overwrite: bool, progress: bool, output_format: str | None,
                   reviews: pd.DataFrame | None) -> None:
     from tqdm import tqdm
@@ -215,16 +224,20 @@ def _predict_file(classifier: SentimentClassifier, input_path: Path, output_path
             bar.total = rows
             bar.refresh()
 
-        summary = predict_file(classifier, input_path, output_path, text_column=text_column,
-                               overwrite=overwrite, progress=bar.update, on_rows=sized,
-                               output_format=output_format, reviews=reviews)
+        summary = predict_file(classifier, input_path, None if output_path is None else Path(output_path),
+                               text_column=text_column, overwrite=overwrite, progress=bar.update,
+                               on_rows=sized, output_format=output_format, reviews=reviews)
     rate = summary.scored / summary.seconds if summary.seconds > 0 else 0.0
     typer.echo(f"predicted {summary.scored} review(s) in {_duration(summary.seconds)} "
                f"({_three_digits(rate)} reviews/s) -> {output_path or 'stdout'}", err=True)
-    if summary.columns[0] != "label":
-        typer.echo(f"note: the input already has label/score columns; results are in "
-                   f"{', '.join(summary.columns)}", err=True)
+    if summary.renamed:
+        _note_renamed(summary.added or summary.columns)
     _warn_bad_rows(summary.bad_rows, f"row(s) (see the {summary.columns[3]} column)")
+
+
+def _note_renamed(added: list[str]) -> None:
+    typer.echo(f"note: the input already has columns named like the results; the results are in "
+               f"{', '.join(added)}", err=True)
 
 
 def _predict_ray(job: RayScoring) -> None:
@@ -247,27 +260,42 @@ def _three_digits(value: float) -> str:
     return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
 
 
-def _explain(model: str, texts: list[str] | None, reviews: pd.DataFrame | None, output_path: Path | None,
-             text_column: str, top: int, as_json: bool, output_format: str | None, options: dict) -> None:
-    """``--explain``: the strongest words per review, printed or (with --input) as a column."""
+def _explain(model: str, texts: list[str] | None, reviews: pd.DataFrame | None, output_path: str | None,
+             text_column: str, top: int, output_format: str | None, options: dict) -> None:
+    """``--explain``: the strongest words per review, printed, or as a table (always for --input)
+    with an explanation column, in --output or on stdout."""
     import pandas as pd
 
     from ..explain import explain_frame, load_explainer
-    from ..inference import write_table
+    from ..tables import write_stream, write_table
 
     if top <= 0:
         raise UserError(f"--top must be positive, got {top}")
     explainer = load_explainer(model, **options)
-    if reviews is not None and output_path is not None:
-        write_table(explain_frame(explainer, reviews, text_column, top), output_path, output_format)
-        typer.echo(f"explained {len(reviews)} review(s) ({explainer.method}) -> {output_path}", err=True)
+    if reviews is not None:
+        frame = explain_frame(explainer, reviews, text_column, top)
+        if output_path is not None:
+            write_table(frame, Path(output_path), output_format)
+        else:
+            write_stream(frame, output_format or "csv")
+        added = [str(name) for name in frame.columns[len(reviews.columns):]]
+        failed = int(frame[added[-1]].notna().sum())  # the error column comes last
+        typer.echo(f"explained {len(frame) - failed} review(s) ({explainer.method}) -> "
+                   f"{output_path or 'stdout'}", err=True)
+        if added[0] != "label":
+            _note_renamed(added)
+        _warn_bad_rows(failed, f"row(s) (see the {added[-1]} column)", "explained")
         return
     frame = explain_frame(explainer, pd.DataFrame({"text": texts}), "text", top)
+    if output_format not in (None, "jsonl"):
+        write_stream(frame, output_format)
+        _warn_bad_rows(int(frame["error"].notna().sum()), "line(s)", "explained")
+        return
     for row in frame.to_dict("records"):
         for key in ("label", "explanation", "error"):  # pandas may hold "none" as NaN
             row[key] = row[key] if isinstance(row[key], str) else None
         words = json.loads(row["explanation"]) if row["explanation"] else None
-        if as_json:
+        if output_format == "jsonl":  # the words as a list, not as JSON text
             record = {key: row[key] for key in ("text", "label", "score", "stars", "error") if key in row}
             typer.echo(json.dumps({**record, "explanation": words}, ensure_ascii=False))
         elif row["error"]:
@@ -276,12 +304,12 @@ def _explain(model: str, texts: list[str] | None, reviews: pd.DataFrame | None, 
             stars = f"\t{row['stars']:.1f} stars" if row.get("stars") is not None else ""
             pairs = ", ".join(f"{word} {weight:+.3f}" for word, weight in words)
             typer.echo(f"{row['label']}\t{row['score']:.4f}{stars}\t{pairs}")
-    _warn_bad_rows(int(frame["error"].notna().sum()), "line(s)")
+    _warn_bad_rows(int(frame["error"].notna().sum()), "line(s)", "explained")
 
 
-def _warn_bad_rows(count: int, what: str) -> None:
+def _warn_bad_rows(count: int, what: str, done: str = "scored") -> None:
     if count:
-        typer.echo(f"warning: {count} {what} could not be scored: empty or not text", err=True)
+        typer.echo(f"warning: {count} {what} could not be {done}: empty, not text or too long", err=True)
 
 
 def register(app: typer.Typer) -> None:

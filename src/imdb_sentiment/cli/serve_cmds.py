@@ -45,13 +45,15 @@ def serve(
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level (warning: no access log)."),
     show_model_path: bool = typer.Option(
         False, "--show-model-path",
-        help="Name the model by its full local path in responses and /info (default: the folder name, "
-             "which tells clients nothing about the server's files)."),
+        help="Show the server's paths (the model's full local path, the engine cache) in responses, "
+             "errors and /info (default: folder and file names only, which tell clients nothing about "
+             "the server's files)."),
     trust_remote_code: bool = TRUST_REMOTE_CODE,
     mode: str | None = HYBRID_MODE,
     threshold: float | None = HYBRID_THRESHOLD,
 ) -> None:
-    """Serve predictions over HTTP: POST /predict, GET /health, GET /info, docs at /docs, page at /."""
+    """Serve predictions over HTTP: POST /predict, POST /explain, GET /health, GET /info, docs at /docs,
+    page at /."""
     from ..serving import check_address
     from ..serving import serve as run_server
 

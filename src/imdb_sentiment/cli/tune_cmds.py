@@ -8,7 +8,6 @@ from typing import Any
 
 import typer
 
-from ..errors import UserError
 from ..quickstart import DEFAULT_MODEL
 from .options import (
     DATA,
@@ -55,7 +54,7 @@ def tune(
     search_space: Path | None = typer.Option(
         None, "--search-space", help="TOML search space (see configs/search_space.toml)."),
     no_prune: bool = typer.Option(False, "--no-prune", help="Never stop a trial early."),
-    seed: int | None = typer.Option(None, *SEED.param_decls, help=SEED.help),
+    seed: int | None = typer.Option(None, *SEED.param_decls, help=SEED.help, callback=SEED.callback),
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Search learning rate, batch size, epochs, warm-up and weight decay for the best validation accuracy.
@@ -70,7 +69,7 @@ def tune(
                                                  max_eval_samples=max_eval_samples, max_length=max_length,
                                                  seed=seed), no_prune, max_test_samples)
     typer.echo(f"study {settings.study_name!r}: {settings.trials} finished trials wanted; "
-               f"storage {tuning.display_url(settings.storage or tuning.default_storage(settings.runs_dir))}",
+               f"storage {tuning.display_url(tuning.storage_url(settings.storage, settings.runs_dir))}",
                err=True)
     try:
         result = tuning.run_study(settings, output, final=final, overwrite=overwrite,
@@ -86,28 +85,26 @@ def _tune_settings(model: str | None, data: str | None, trials: int, storage: st
                    runs_dir: Path | None, timeout: float | None, config_file: Path | None,
                    space_file: Path | None, overrides: dict[str, Any], no_prune: bool,
                    max_test_samples: int | None) -> Any:
-    from ..config import preset, read_config_file, train_config_from_file
-    from ..data import DEFAULT_SOURCE
-    from ..tracking import ensure_writable, resolve_runs_dir
+    from ..config import read_config_file
+    from ..tracking import resolve_runs_dir
     from ..tuning import TuneSettings, load_search_space, validate_search_space
+    from .train_cmds import resolve_train_settings
 
-    base, run = (train_config_from_file(config_file) if config_file else (preset("fast"), {}))
+    file_keys = read_config_file(config_file) if config_file is not None else {}
+    # Merged as `train` merges them (preset, run file, options; the run file's data keys too), so
+    # the trials carve and subsample the validation split that training the best settings will.
+    base, run = resolve_train_settings(config_file, None, overrides, dict(
+        model=model or (None if file_keys.get("model") else DEFAULT_MODEL), data=data,
+        max_test_samples=max_test_samples))
     space = load_search_space(space_file)
-    if space_file is None and config_file is not None:
-        table = read_config_file(config_file).get("search_space")
-        if isinstance(table, dict):
-            space = validate_search_space(table, str(config_file))
-    if timeout is not None and timeout <= 0:
-        raise UserError(f"--timeout must be positive, got {timeout}")
-    folder = resolve_runs_dir(runs_dir)
-    if folder is not None:
-        ensure_writable(folder)
+    table = file_keys.get("search_space")
+    if space_file is None and isinstance(table, dict):
+        space = validate_search_space(table, str(config_file))
     return TuneSettings(
-        model=model or run.get("model") or DEFAULT_MODEL, data=data or run.get("data") or DEFAULT_SOURCE,
-        trials=trials, study_name=study_name, storage=storage, runs_dir=folder,
-        base=base.replace(**overrides),
-        search_space=space, timeout=timeout, prune=not no_prune, progress=sys.stderr.isatty(),
-        max_test_samples=max_test_samples,
+        model=run["model"], data=run["data"], trials=trials, study_name=study_name, storage=storage,
+        runs_dir=resolve_runs_dir(runs_dir), base=base, search_space=space, timeout=timeout,
+        prune=not no_prune, progress=sys.stderr.isatty(), max_test_samples=run["max_test_samples"],
+        cleaning=run["cleaning"], text_column=run["text_column"], label_column=run["label_column"],
     )
 
 

@@ -37,12 +37,13 @@ def export_onnx(model: str | os.PathLike[str], output: str | os.PathLike[str], *
                 quantize: str | None = None, opset: int = DEFAULT_OPSET, overwrite: bool = False,
                 trust_remote_code: bool = False) -> dict[str, Any]:
     """Write ``output`` (atomically) and return its ``onnx_export.json`` record."""
-    from ..modeling import load_classifier
+    from ..modeling import check_model_folder, load_classifier
 
     if quantize not in (None, *QUANTIZATIONS):
         raise UserError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}, not {quantize!r}")
     if not 9 <= opset <= 20:
         raise UserError(f"--opset must be between 9 and 20, got {opset}")
+    check_model_folder(model)  # files, tokenizer and labels, before anything is written
     check_output_dir(output, overwrite, inputs=(model,))  # before the slow load and export
     classifier, tokenizer = load_classifier(model, trust_remote_code=trust_remote_code)
     names = [name for name in INPUT_NAMES if name in tokenizer.model_input_names]
@@ -59,7 +60,7 @@ def export_onnx(model: str | os.PathLike[str], output: str | os.PathLike[str], *
         for leftover in (raw_path, fused_path):
             leftover.unlink(missing_ok=True)
         tokenizer.save_pretrained(folder)
-        classifier.config.save_pretrained(folder)
+        _save_config(classifier.config, folder)
         _copy_training_record(Path(model), folder)
         record = {
             "format": "onnx",
@@ -152,6 +153,19 @@ def _compare(model: Any, tokenizer: Any, names: list[str], onnx_path: Path) -> f
     return float(np.abs(exported - reference).max())
 
 
+def _save_config(config: Any, folder: Path) -> None:
+    """``config.json`` with the labels always written: ``save_pretrained`` leaves out transformers'
+    default ``LABEL_0``/``LABEL_1``, which the ONNX loader, reading the file without transformers,
+    would otherwise not see."""
+    from ..artifacts import read_json
+
+    config.save_pretrained(folder)
+    data = read_json(folder / "config.json")
+    data["id2label"] = {str(index): name for index, name in config.id2label.items()}
+    data["label2id"] = {name: int(index) for name, index in config.label2id.items()}
+    write_json(folder / "config.json", data)
+
+
 def _copy_training_record(source: Path, folder: Path) -> None:
     """Keep the training settings (truncation) so predictions cut reviews the same way."""
     record = source / "train_config.toml"
@@ -178,13 +192,13 @@ def cached_export(model: str | os.PathLike[str], quantize: str | None = "int8",
     """
     import logging
 
-    from ..modeling import check_weight_files
+    from ..modeling import check_model_folder
 
     folder = Path(model).expanduser()
     target = cache_root() / "onnx" / cache_key(folder, quantize)
     if (target / ONNX_META).is_file() and (target / "model.onnx").is_file():
         return target, False
-    check_weight_files(folder)  # a damaged model fails before the export is announced
+    check_model_folder(folder)  # an unusable model fails before the export is announced
     try:
         check_writable(target)
     except UserError as error:
