@@ -2,7 +2,7 @@
 
 Each model trains on the train split (less the carved validation split), reports validation
 accuracy and is evaluated on all 25,000 test reviews. Prints a table and writes
-``benchmarks/results/baselines.json``; the targets checked are those of the project's issue:
+``benchmarks/results/baselines.json``. The targets checked:
 NB-SVM >= 0.91 in under two minutes, logistic regression >= 0.90, Random Forest 0.83-0.87
 (the reference study reported 0.85).
 
@@ -12,23 +12,12 @@ NB-SVM >= 0.91 in under two minutes, logistic regression >= 0.90, Random Forest 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-try:
-    import imdb_sentiment  # noqa: F401
-except ImportError:  # a bare checkout: use the sources
-    sys.path.insert(0, str(ROOT / "src"))
-
-from imdb_sentiment.artifacts import write_json  # noqa: E402
-from imdb_sentiment.baselines import MODELS, run_baseline  # noqa: E402
-from imdb_sentiment.errors import UserError  # noqa: E402
+from common import SHARED, machine_facts, result_path, write_result
 
 # Test accuracy range and time limit (seconds, whole run) each baseline must meet.
 TARGETS: dict[str, dict[str, float]] = {
@@ -41,11 +30,11 @@ TARGETS: dict[str, dict[str, float]] = {
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "imdb"))
+    parser.add_argument("--data", default=str(SHARED / "data" / "imdb"))
     parser.add_argument("--models", default="nbsvm,logreg,random-forest",
-                        help="comma-separated: " + ", ".join(MODELS))
+                        help="comma-separated baselines (with targets: " + ", ".join(TARGETS) + ")")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "baselines.json")
+    parser.add_argument("--results", type=Path, default=result_path("baselines"))
     parser.add_argument("--models-dir", type=Path, default=None,
                         help="keep the trained models here (default: a temporary folder)")
     return parser.parse_args(argv)
@@ -81,6 +70,11 @@ def table(results: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Loaded after the options are read: scikit-learn takes seconds to import, --help none.
+    from imdb_sentiment.baselines import BaselineConfig, run_baseline
+    from imdb_sentiment.config import DataSpec
+    from imdb_sentiment.errors import UserError
+
     names = [name.strip() for name in args.models.split(",") if name.strip()]
     results = []
     with tempfile.TemporaryDirectory(prefix="baselines-") as scratch:
@@ -88,21 +82,22 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             print(f"== {name}", file=sys.stderr)
             try:
-                metrics = run_baseline(args.data, name, models_dir / name, overwrite=True, seed=args.seed,
+                metrics = run_baseline(DataSpec(str(args.data), seed=args.seed), BaselineConfig(name),
+                                       models_dir / name, overwrite=True,
                                        progress=lambda line: print(f"   {line}", file=sys.stderr))
             except UserError as error:
                 print(f"error: {error}", file=sys.stderr)
                 return 2
             results.append({**metrics, "misses": check(name, metrics)})
     print(table(results))
-    write_json(args.results, {
-        "date": time.strftime("%Y-%m-%d"),
+    facts = machine_facts()
+    write_result(args.results, {
         "data": args.data,
-        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-                    "python": platform.python_version(), "scikit-learn": sklearn_version()},
+        "machine": {"cpus": facts["cpu_count"], "processor": facts["cpu"], "python": facts["python"],
+                    "scikit-learn": sklearn_version()},
         "targets": TARGETS,
         "results": [{key: value for key, value in row.items() if key != "data"} for row in results],
-    })
+    }, facts)
     print(f"wrote {args.results}", file=sys.stderr)
     return 1 if any(row["misses"] for row in results) else 0
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from common import prediction_parser, test_reviews
+from common import machine_facts, prediction_parser, test_reviews, write_result
 
 LENGTHS = (16, 32, 64, 128, 192, 256, 320, 384, 448, 512)
 
@@ -120,7 +119,6 @@ def main() -> None:
     args = parse_args()
     import torch
 
-    from imdb_sentiment.artifacts import write_json
     from imdb_sentiment.batching import DEFAULT_BATCH_SIZE, DEFAULT_CPU_BATCH_TOKENS
 
     config = json.loads((Path(args.model) / "config.json").read_text(encoding="utf-8"))
@@ -147,14 +145,15 @@ def main() -> None:
         bound = "  (if every other operation took no time)" if name == "attention core" else ""
         print(f"  {name:<15} {mix[name] / 1000:7.1f} s for the mix   best ratio to the pipeline "
               f"{base / mix[name]:5.2f}x{bound}")
-    write_json(args.output, {
+    facts = machine_facts()
+    write_result(args.output, {
         "benchmark": "cpu_ceiling", "model": args.model, "reviews": len(lengths), "seed": args.seed,
-        "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "cores": facts["cpu_count"], "torch_threads": torch.get_num_threads(),
         "mean_tokens": round(float(lengths.mean()), 1), "lengths": list(LENGTHS),
         "ms_per_input": {name: [round(t, 3) for t in times] for name, times in table.items()},
         "mix_seconds": {name: round(value / 1000, 2) for name, value in mix.items()},
         "best_ratio_to_pipeline": {name: round(base / value, 2) for name, value in mix.items()},
-    })
+    }, facts)
     print(f"-> {args.output}", file=sys.stderr)
 
 

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import prediction_parser
+from common import machine_facts, prediction_parser, write_result
 
 ENGINES = {
     "onnx int8": ["--backend", "onnx", "--precision", "int8"],
@@ -44,9 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     import pandas as pd
 
-    from imdb_sentiment.artifacts import write_json
     from imdb_sentiment.data import subsample
-    from imdb_sentiment.engines import cpu_flags, cpu_model
 
     cli = str(Path(sys.executable).with_name("imdb-sentiment"))
     with tempfile.TemporaryDirectory(prefix="cpu-engines-") as work:
@@ -74,18 +72,20 @@ def main() -> None:
     rows = [{"engine": name, "wall_seconds": round(best[name], 2), "runs": [round(v, 2) for v in times[name]],
              "reviews_per_second": round(args.samples / best[name], 2),
              "slowdown_vs_fastest_engine": round(best[name] / best[fastest] - 1, 3)} for name in best]
-    print(f"CPU: {cpu_model()}  flags: {' '.join(cpu_flags())}")
+    facts = machine_facts()
+    print(f"CPU: {facts['cpu']}  flags: {' '.join(facts['cpu_flags'])}")
     print(f"{explained}\n{'engine':<18} {'wall s':>8} {'reviews/s':>10} {'vs fastest':>11}")
     for row in rows:
         print(f"{row['engine']:<18} {row['wall_seconds']:>8.1f} {row['reviews_per_second']:>10.1f} "
               f"{row['slowdown_vs_fastest_engine']:>+10.1%}")
     print(f"first default run (probe + export, uncached): {first_seconds:.1f} s")
-    write_json(args.output, {"benchmark": "cpu_engines", "model": args.model, "reviews": args.samples,
-                             "seed": args.seed, "cpu": cpu_model(), "cpu_flags": cpu_flags(),
-                             "cores": os.cpu_count(), "repeats": args.repeats, "default_choice": explained,
-                             "first_default_run_seconds": round(first_seconds, 2), "fastest_engine": fastest,
-                             "default_within_10_percent": rows[0]["slowdown_vs_fastest_engine"] <= 0.10,
-                             "results": rows})
+    write_result(args.output, {
+        "benchmark": "cpu_engines", "model": args.model, "reviews": args.samples, "seed": args.seed,
+        "cpu": facts["cpu"], "cpu_flags": facts["cpu_flags"], "cores": facts["cpu_count"],
+        "repeats": args.repeats, "default_choice": explained,
+        "first_default_run_seconds": round(first_seconds, 2), "fastest_engine": fastest,
+        "default_within_10_percent": rows[0]["slowdown_vs_fastest_engine"] <= 0.10, "results": rows},
+        facts)
     print(f"-> {args.output}", file=sys.stderr)
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from common import prediction_parser, test_reviews
+from common import machine_facts, prediction_parser, test_reviews, write_result
 
 Predict = Callable[[list[str]], np.ndarray]
 """Texts in, predicted labels (0 negative, 1 positive) out."""
@@ -193,8 +192,6 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     import torch
 
-    from imdb_sentiment.artifacts import write_json
-
     texts, labels = test_reviews(args.data, args.samples, args.seed)
     with tempfile.TemporaryDirectory(prefix="cpu-bench-") as workdir:
         os.environ["IMDB_SENTIMENT_CACHE"] = str(Path(workdir) / "cache")  # a cold cache: export timed
@@ -209,27 +206,17 @@ def main() -> None:
     print_table(rows)
     import onnxruntime
 
-    write_json(args.output, {
+    facts = machine_facts()  # with torch loaded: its version is among them
+    write_result(args.output, {
         "benchmark": "cpu_inference",
         "model": args.model, "data": args.data, "reviews": len(texts), "seed": args.seed,
         "rounds": args.rounds,
-        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "python": platform.python_version(), "torch": torch.__version__,
+        "machine": {"cores": facts["cpu_count"], "torch_threads": torch.get_num_threads(),
                     "onnxruntime": onnxruntime.__version__},
         "note": "texts cleaned once (<br /> to space) for every path; same reviews, interleaved rounds",
         "results": rows,
-    })
+    }, facts)
     print(f"-> {args.output}", file=sys.stderr)
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

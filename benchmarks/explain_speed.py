@@ -13,20 +13,9 @@ Prints a table and writes ``benchmarks/results/explain_speed.json``.
 
 from __future__ import annotations
 
-import platform
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-try:
-    import imdb_sentiment  # noqa: F401
-except ImportError:  # a bare checkout: use the sources
-    sys.path.insert(0, str(ROOT / "src"))
-
-from common import SHARED, prediction_parser, test_reviews  # noqa: E402
-
-from imdb_sentiment.artifacts import write_json  # noqa: E402
+from common import SHARED, machine_facts, prediction_parser, test_reviews, write_result
 
 
 def _rate(run, texts: list[str]) -> tuple[float, float]:
@@ -37,6 +26,11 @@ def _rate(run, texts: list[str]) -> tuple[float, float]:
 
 
 def main() -> None:
+    parser = prediction_parser(__doc__, "explain_speed", samples=24)
+    parser.add_argument("--steps", type=int, default=16)
+    parser.add_argument("--bow-train", type=int, default=5000)
+    parser.add_argument("--bow-samples", type=int, default=2000)
+    args = parser.parse_args()
     import pandas as pd
     import torch
 
@@ -45,11 +39,6 @@ def main() -> None:
     from imdb_sentiment.explain import GradientExplainer, LinearExplainer
     from imdb_sentiment.inference import SentimentClassifier
 
-    parser = prediction_parser(__doc__, "explain_speed", samples=24)
-    parser.add_argument("--steps", type=int, default=16)
-    parser.add_argument("--bow-train", type=int, default=5000)
-    parser.add_argument("--bow-samples", type=int, default=2000)
-    args = parser.parse_args()
     texts, _ = test_reviews(args.data, args.samples, args.seed)
     rows = []
 
@@ -79,8 +68,9 @@ def main() -> None:
                  "predict_batched_per_second": round(reference[0], 1)})
     for row in rows:
         print(" | ".join(f"{key}: {value}" for key, value in row.items()))
-    write_json(args.output, {"model": args.model, "threads": torch.get_num_threads(),
-                             "cpu": platform.processor() or platform.machine(), "rows": rows})
+    facts = machine_facts()
+    write_result(args.output, {"model": args.model, "threads": torch.get_num_threads(), "cpu": facts["cpu"],
+                               "rows": rows}, facts)
 
 
 if __name__ == "__main__":

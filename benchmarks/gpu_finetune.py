@@ -18,29 +18,24 @@ For a CPU smoke run add e.g. ``--max-train-samples 64 --max-test-samples 64 --ma
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-try:
-    import imdb_sentiment  # noqa: F401
-except ImportError:  # a bare checkout on the GPU machine: use the sources
-    sys.path.insert(0, str(ROOT / "src"))
+from common import ROOT, SHARED, machine_facts, write_result
 
-from imdb_sentiment.config import PRESETS, preset  # noqa: E402
-from imdb_sentiment.errors import UserError  # noqa: E402
-from imdb_sentiment.training import TrainResult, train  # noqa: E402
+from imdb_sentiment.config import PRESETS, TrainRun, preset
+from imdb_sentiment.errors import UserError
+from imdb_sentiment.training import TrainResult, train
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=str(ROOT.parent / "shared" / "models" / "all-MiniLM-L6-v2"))
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "imdb"))
+    parser.add_argument("--model", default=str(SHARED / "models" / "all-MiniLM-L6-v2"))
+    parser.add_argument("--data", default=str(SHARED / "data" / "imdb"))
     parser.add_argument("--presets", default="fast", help="comma-separated: " + ", ".join(PRESETS))
     parser.add_argument("--output-dir", type=Path, default=ROOT / "outputs" / "gpu-finetune")
     parser.add_argument("--max-train-samples", type=int, default=None, help="smoke runs only")
@@ -54,12 +49,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def environment() -> dict[str, Any]:
-    import torch
+    import torch  # noqa: F401  (loaded first, so the machine facts name torch and the GPU)
     import transformers
 
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"gpu": gpu, "torch": torch.__version__, "transformers": transformers.__version__,
-            "python": platform.python_version(), "host": platform.node()}
+    facts = machine_facts()
+    return {"gpu": facts.get("gpu"), "torch": facts["torch"], "transformers": transformers.__version__,
+            "python": facts["python"], "host": platform.node()}
 
 
 def run_preset(name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -67,8 +62,9 @@ def run_preset(name: str, args: argparse.Namespace) -> dict[str, Any]:
                                   max_eval_samples=args.max_eval_samples,
                                   max_length=args.max_length, epochs=args.epochs)
     started = time.perf_counter()
-    result: TrainResult = train(args.model, args.data, args.output_dir / name, config, overwrite=True,
-                                max_test_samples=args.max_test_samples, preset=name)
+    settings = TrainRun(max_test_samples=args.max_test_samples, preset=name)
+    result: TrainResult = train(args.model, args.data, args.output_dir / name, config, settings,
+                                overwrite=True)
     test = result.test_metrics or {}
     return {
         "preset": name, "accuracy": test.get("accuracy"), "f1": test.get("f1"), "n_test": test.get("n_test"),
@@ -170,9 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    args.output_dir.mkdir(parents=True, exist_ok=True)
     results = {"environment": env, "model": args.model, "data": args.data, "runs": rows}
-    (args.output_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    write_result(args.output_dir / "results.json", results)
     print(table(rows))
     print(f"results: {args.output_dir / 'results.json'}")
     return 0

@@ -12,20 +12,22 @@ Prints reviews/s, accuracy and the ratio to the pipeline; writes JSON (``--outpu
 
     python benchmarks/gpu_inference.py --model ../shared/models/minilm-imdb-fast
     python benchmarks/gpu_inference.py --model DIR --smoke      # CPU, 64 reviews: checks the script
+
+A smoke run writes its JSON to the temporary folder unless ``--output`` is given, so it never
+replaces a measured result.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import prediction_parser, test_reviews
+from common import machine_facts, prediction_parser, test_reviews, write_result
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -37,6 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.smoke:
         args.device, args.samples = "cpu", min(args.samples, 64)
+        if args.output == parser.get_default("output"):
+            args.output = str(Path(tempfile.gettempdir()) / "gpu_inference-smoke.json")
     return args
 
 
@@ -85,10 +89,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     os.environ["IMDB_SENTIMENT_CACHE"] = tempfile.mkdtemp(prefix="gpu-inference-cache-")  # starts cold
     texts, labels = test_reviews(args.data, args.samples, args.seed)
-    import torch
-
-    device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else platform.processor()
     rows = [hf_pipeline(args, texts, labels), *ours(args, texts, labels)]
+    facts = machine_facts()  # torch is loaded now: its version and the GPU are among them
+    device_name = facts.get("gpu") if args.device.startswith("cuda") else facts["cpu"]
     reference = rows[0]["reviews_per_s"]
     print(f"{len(texts):,} reviews on {device_name}")
     print(f"{'path':<22}{'reviews/s':>12}{'vs pipeline':>13}{'accuracy':>10}")
@@ -97,10 +100,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{row['path']:<22}{row['reviews_per_s']:>12,.0f}{row['vs_pipeline']:>12.2f}x"
               f"{row['accuracy']:>10.4f}")
     document = {"benchmark": "gpu_inference", "device": device_name, "model": args.model,
-                "samples": len(texts), "smoke": args.smoke, "torch": torch.__version__, "rows": rows}
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, "w", encoding="utf-8") as handle:
-        json.dump(document, handle, indent=2)
+                "samples": len(texts), "smoke": args.smoke, "torch": facts["torch"], "rows": rows}
+    write_result(args.output, document, facts)
     print(f"-> {args.output}")
 
 

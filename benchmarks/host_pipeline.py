@@ -25,16 +25,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from common import prediction_parser
-
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile")
+from common import load_average, machine_facts, prediction_parser, write_result
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -74,7 +71,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
 
     from imdb_sentiment.data import subsample
     from imdb_sentiment.encoding import TextEncoder
-    from imdb_sentiment.inference import SentimentClassifier
+    from imdb_sentiment.inference import InputSettings, SentimentClassifier
 
     frame = subsample(pd.read_parquet(args.data, columns=["text", "label"]), args.samples, args.seed)
     texts = frame["text"].tolist()
@@ -82,7 +79,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     tokenizer.deprecation_warnings["sequence-length-is-longer-than-the-specified-maximum"] = True
     config = SimpleNamespace(id2label={0: "NEGATIVE", 1: "POSITIVE"}, max_position_embeddings=512)
     classifier = SentimentClassifier(NoModel(args.device_layout), TextEncoder.from_folder(Path(args.model)),
-                                     config, truncation="head-tail", max_length=512)
+                                     config, InputSettings(truncation="head-tail", max_length=512))
     os.environ["IMDB_SENTIMENT_CACHE"] = tempfile.mkdtemp(prefix="host-pipeline-cache-")
 
     def timed(run) -> float:
@@ -129,23 +126,13 @@ def run_child(threads: int, argv: list[str]) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def cpu_facts() -> dict[str, Any]:
-    cpuinfo = Path("/proc/cpuinfo")
-    info = cpuinfo.read_text(encoding="utf-8", errors="ignore") if cpuinfo.exists() else ""
-    words = set(info.split())
-    names = [line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")]
-    model = names[0] if names else platform.processor()
-    return {"cpu": model, "flags": [flag for flag in CPU_FLAGS if flag in words],
-            "cores": len(os.sched_getaffinity(0)), "load_average": list(os.getloadavg())}
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     if args.child is not None:
         print(json.dumps(child(args)))
         return
-    before = cpu_facts()
+    before = machine_facts()
     rows = [run_child(int(count), argv) for count in args.threads.split(",")]
     print(f"{'threads':>7}  {'tokenizer rev/s':>15}  {'host rev/s':>10}  {'host/tok':>8}  "
           f"{'host rev/s/core':>15}  {'cached rev/s':>12}")
@@ -154,17 +141,14 @@ def main(argv: list[str] | None = None) -> None:
               f"{row['host_reviews_per_s']:>10,.0f}  {row['host_vs_tokenizer']:>8.2f}  "
               f"{row['host_reviews_per_s_per_core']:>15,.0f}  "
               f"{row['host_cached_reviews_per_s']:>12,.0f}")
-    facts = {**before, "load_average_after": list(os.getloadavg())}
+    facts = {"cpu": before["cpu"], "flags": before["cpu_flags"], "cores": before["usable_cores"],
+             "load_average": before["load_average"], "load_average_after": load_average()}
     print(f"{facts['cpu']} ({', '.join(facts['flags']) or 'no listed flags'}); load average "
           f"{facts['load_average'][0]:.1f} before, {facts['load_average_after'][0]:.1f} after")
-    document = {"benchmark": "host_pipeline", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                "model": args.model, "data": args.data, "samples": args.samples, "repeats": args.repeats,
-                "machine": facts, "python": platform.python_version(),
+    document = {"benchmark": "host_pipeline", "model": args.model, "data": args.data, "samples": args.samples,
+                "repeats": args.repeats, "machine": facts, "python": before["python"],
                 "threads": {str(row["threads"]): row for row in rows}}
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    print(f"-> {output}")
+    print(f"-> {write_result(args.output, document, before)}")
 
 
 if __name__ == "__main__":

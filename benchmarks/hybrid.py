@@ -24,17 +24,13 @@ after a warm-up), the transformer alone and a ``transformers.pipeline`` measured
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS_DIR, SHARED
+from common import SHARED, machine_facts, result_path, write_result
 from score_cache import cached_positive, read_cache
-
-from imdb_sentiment.engines import cpu_flags, cpu_model
 
 
 def parse_args() -> argparse.Namespace:
@@ -58,7 +54,7 @@ def parse_args() -> argparse.Namespace:
                              "blend), to show what trading transformer work for accuracy gives; no choice "
                              "is made from them.")
     parser.add_argument("--speed-samples", type=int, default=200)
-    parser.add_argument("--output", default=str(RESULTS_DIR / "hybrid.json"))
+    parser.add_argument("--output", default=str(result_path("hybrid")))
     parser.add_argument("--save", help="Also write the hybrid folder chosen with the refit by movie here "
                         "(what `imdb-sentiment hybrid --refit-by movie` writes), e.g. for predict_hybrid.py.")
     return parser.parse_args()
@@ -218,18 +214,17 @@ def main() -> None:
     print(f"\n| model | reviews/s ({args.speed_samples} test reviews, this process) |\n|---|---|")
     for row in speeds:
         print(f"| {row['model']} | {row['reviews_per_second']} |")
+    facts = machine_facts()
     summary = {
         "choices": {how: {"screen_weight": round(c.stacker.weight, 4), "stacker": vars(c.stacker),
                           "threshold": c.threshold, "fallback": c.fallback, "validation_accuracy": c.accuracy,
                           "validation_transformer_share": c.transformer_share}
                     for how, c in choices.items()},
-        "rows": rows, "speed": speeds, "cpu": cpu_model(), "cpu_flags": cpu_flags(), "cpus": os.cpu_count(),
-        "load_average_1min_at_end": round(os.getloadavg()[0], 2),
-        "date": time.strftime("%Y-%m-%d"),
+        "rows": rows, "speed": speeds, "cpu": facts["cpu"], "cpu_flags": facts["cpu_flags"],
+        "cpus": facts["cpu_count"], "load_average_1min_at_end": facts["load_average"][0],
         "note": "transformer scores from the int8 ONNX Runtime engine (predict's default on this CPU)",
     }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(summary, indent=2) + "\n")
+    write_result(args.output, summary, facts)
     print(f"\nwritten to {args.output}", file=sys.stderr)
 
 

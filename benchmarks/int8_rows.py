@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS_DIR, SHARED
+from common import SHARED, result_path, write_result
 from score_cache import read_cache
 
 
@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--cache", required=True)
     parser.add_argument("--transformer", default=str(SHARED / "models" / "minilm-imdb-fast"))
     parser.add_argument("--data", default=str(SHARED / "data" / "imdb"))
-    parser.add_argument("--output", default=str(RESULTS_DIR / "int8_rows.json"))
+    parser.add_argument("--output", default=str(result_path("int8_rows")))
     args = parser.parse_args()
     from imdb_sentiment.baselines import load_baseline
     from imdb_sentiment.data import load_splits, subsample
@@ -42,7 +42,7 @@ def main() -> None:
     rows = model.predict_proba(subset["text"].tolist())[:, 1]
     screen = load_baseline(baseline_model_dir(args.baseline)).predict_proba(subset["text"].tolist())[:, 1]
     labels = subset["label"].to_numpy()
-    choice = json.loads((RESULTS_DIR / "hybrid.json").read_text())["choices"]["refit by movie"]
+    choice = json.loads(result_path("hybrid").read_text())["choices"]["refit by movie"]
     stacker = Stacker(**choice["stacker"])
 
     def accuracy(positive: np.ndarray) -> float:
@@ -59,7 +59,7 @@ def main() -> None:
                      "cascade": accuracy(cascade),
                      "transformer_share": round(float(np.mean(decided != "screen")), 4)}
     print(json.dumps(out, indent=1))
-    Path(args.output).write_text(json.dumps(out, indent=1) + "\n")
+    write_result(args.output, out)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import prediction_parser
+from common import machine_facts, prediction_parser, write_result
 
 PIPELINE_SCRIPT = '''
 import sys
@@ -62,7 +62,6 @@ def main() -> None:
     args = parse_args()
     import pandas as pd
 
-    from imdb_sentiment.artifacts import write_json
     from imdb_sentiment.data import subsample
 
     cli = str(Path(sys.executable).with_name("imdb-sentiment"))
@@ -103,10 +102,11 @@ def main() -> None:
     for row in rows:
         ratio = row["speed_ratio_to_pipeline_script"]
         print(f"{row['command']:<58} {row['wall_seconds']:>8.1f} {ratio:>9.2f}")
-    write_json(args.output, {"benchmark": "predict_cli", "model": args.model, "reviews": args.samples,
-                             "seed": args.seed, "cores": os.cpu_count(), "repeats": args.repeats,
-                             "max_length": args.max_length,
-                             "label_agreement_pipeline_vs_ours": agreement, "results": rows})
+    facts = machine_facts()
+    write_result(args.output, {"benchmark": "predict_cli", "model": args.model, "reviews": args.samples,
+                               "seed": args.seed, "cores": facts["cpu_count"], "repeats": args.repeats,
+                               "max_length": args.max_length,
+                               "label_agreement_pipeline_vs_ours": agreement, "results": rows}, facts)
     print(f"-> {args.output}", file=sys.stderr)
 
 

@@ -11,13 +11,11 @@ with each side's accuracy on those reviews. One untimed ``predict`` call first f
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 from pathlib import Path
 
-import pandas as pd
-from common import SHARED, prediction_parser, test_reviews
+from common import SHARED, prediction_parser, test_reviews, write_result
 from predict_cli import PIPELINE_SCRIPT, timed
 
 
@@ -27,6 +25,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--mode", default="cascade")
     args = parser.parse_args()
+    import pandas as pd
+
     texts, labels = test_reviews(args.data, args.samples, args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -62,8 +62,7 @@ def main() -> None:
     result = {"samples": args.samples, "seed": args.seed, "seconds": seconds, "best": best,
               "speedup": {name: reference / best[name] for name in commands}, "accuracy": accuracy,
               "decided_by": decided}
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.output, result)
 
 
 if __name__ == "__main__":

@@ -18,22 +18,12 @@ Settings are chosen and scores reported on a validation split carved from IMDB t
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-try:
-    import imdb_sentiment  # noqa: F401
-except ImportError:  # a bare checkout: use the sources
-    sys.path.insert(0, str(ROOT / "src"))
-
-from common import RESULTS_DIR, SHARED  # noqa: E402
-
-from imdb_sentiment.artifacts import write_json  # noqa: E402
+from common import SHARED, result_path, write_result
 
 
 def _scores(true: np.ndarray, stars: np.ndarray) -> dict[str, float]:
@@ -51,21 +41,20 @@ def _carve_by_movie(frame: Any, fraction: float, seed: int) -> tuple[Any, Any]:
 
 
 def main() -> None:
-    import pandas as pd
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression, Ridge
-
-    from imdb_sentiment.data import clean_text
-
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(SHARED / "data" / "imdb"))
     parser.add_argument("--max-train", type=int, default=25000)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--output", default=str(RESULTS_DIR / "rating_head.json"))
+    parser.add_argument("--output", default=str(result_path("rating_head")))
     parser.add_argument("--alphas", default="0.3,1,3", help="Ridge regression penalties to try.")
     parser.add_argument("--cs", default="3", help="Logistic-regression C values to try (classes, ordinal).")
     args = parser.parse_args()
+    import pandas as pd
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    from imdb_sentiment.data import clean_text
 
     frame = pd.read_parquet(Path(args.data) / "train.parquet")
     frame = frame.assign(text=[clean_text(text) for text in frame["text"]])
@@ -113,7 +102,7 @@ def main() -> None:
         record("ordinal-median", f"C={c:g}", median, seconds)
     best = min(rows, key=lambda row: row["mae"])
     print(f"lowest validation MAE: {best['method']} {best['setting']} ({best['mae']})")
-    write_json(args.output, {"n_train": len(train), "n_validation": len(validation),
+    write_result(args.output, {"n_train": len(train), "n_validation": len(validation),
                              "validation": "carved from train by movie, 10 %", "rows": rows, "best": best})
 
 

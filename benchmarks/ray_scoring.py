@@ -2,7 +2,7 @@
 
 The seeded, label-stratified test reviews are split into ``--files`` parquet files. Both paths
 are timed from files to written output with the model load included: the single process loads
-the classifier once and runs :func:`inference.predict_file` per file (the ``predict --input``
+the classifier once and runs :func:`scoring.predict_file` per file (the ``predict --input``
 path); the Ray path runs :func:`ray_scoring.score_files` on a local Ray instance started
 beforehand (its start-up is reported apart: a cluster is started once for many jobs). Both use
 the same classifier options (the CLI's defaults unless given). Runs alternate, so a noisy spell
@@ -13,42 +13,36 @@ on a shared machine hits both; the median of ``--repeats`` runs is reported.
 
 from __future__ import annotations
 
-import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from common import prediction_parser, test_reviews
-
-from imdb_sentiment.engines import cpu_flags
+from common import machine_facts, prediction_parser, test_reviews, write_result
 
 
 def single_process(model: str, files: list[Path], out: Path, options: dict) -> float:
-    from imdb_sentiment.inference import SentimentClassifier, predict_file
+    from imdb_sentiment.inference import SentimentClassifier
+    from imdb_sentiment.scoring import FileOptions, predict_file
 
     started = time.perf_counter()
     classifier = SentimentClassifier.load(model, **options)
     for path in files:
-        predict_file(classifier, path, out / f"{path.stem}.parquet", overwrite=True)
+        predict_file(classifier, FileOptions(path, out / f"{path.stem}.parquet", overwrite=True))
     return time.perf_counter() - started
 
 
 def on_ray(model: str, folder: Path, out: Path, options: dict, actors: int | None) -> float:
+    from imdb_sentiment.config import InferenceConfig
     from imdb_sentiment.ray_scoring import RayScoring, score_files
 
     started = time.perf_counter()
     score_files(RayScoring(model=model, inputs=str(folder), output=out, actors=actors, overwrite=True,
-                           classifier=options))
+                           config=InferenceConfig(**options)))
     return time.perf_counter() - started
 
 
 def main() -> None:
-    import json
-
-    import pandas as pd
-    import ray
-
     parser = prediction_parser(__doc__, "ray_scoring", samples=2000)
     parser.add_argument("--files", type=int, default=4)
     parser.add_argument("--max-length", type=int, default=256)
@@ -56,7 +50,10 @@ def main() -> None:
     parser.add_argument("--actors", type=int, default=None, help="Default: one per CPU.")
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
+    import pandas as pd
+    import ray
 
+    cpus = machine_facts()["cpu_count"]
     texts, _ = test_reviews(args.data, args.samples, args.seed)
     options = {"max_length": args.max_length, "backend": args.backend}
     with tempfile.TemporaryDirectory(prefix="ray-scoring-bench-") as tmp:
@@ -74,7 +71,7 @@ def main() -> None:
         # First use may export the ONNX copy: warm it up outside the timings.
         single_process(args.model, files[:1], root / "single", options)
         started = time.perf_counter()
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
         ray_start = time.perf_counter() - started
         single_times, ray_times = [], []
         try:
@@ -85,10 +82,11 @@ def main() -> None:
             ray.shutdown()
     rows = len(texts)
     single_s, ray_s = statistics.median(single_times), statistics.median(ray_times)
+    facts = machine_facts()
     result = {
         "rows": rows, "files": args.files, "max_length": args.max_length, "backend": args.backend,
-        "model": Path(args.model).name, "cpus": os.cpu_count(), "cpu_flags": cpu_flags(),
-        "actors": args.actors or os.cpu_count(), "repeats": args.repeats,
+        "model": Path(args.model).name, "cpus": facts["cpu_count"], "cpu_flags": facts["cpu_flags"],
+        "actors": args.actors or facts["cpu_count"], "repeats": args.repeats,
         "single_process": {"seconds": round(single_s, 2), "rows_per_s": round(rows / single_s, 1),
                            "runs": [round(t, 2) for t in single_times]},
         "ray": {"seconds": round(ray_s, 2), "rows_per_s": round(rows / ray_s, 1),
@@ -101,8 +99,7 @@ def main() -> None:
     print(f"{'ray':<16}{ray_s:>10.1f}{rows / ray_s:>10.1f}")
     print(f"ray time / single-process time: {ray_s / single_s:.2f} (cluster start {ray_start:.1f} s apart); "
           f"cpu flags: {' '.join(result['cpu_flags'])}")
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    write_result(args.output, result, facts)
 
 
 if __name__ == "__main__":

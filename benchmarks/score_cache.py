@@ -11,9 +11,13 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+from common import SHARED
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CHUNK = 100
 
@@ -52,6 +56,8 @@ def balanced_order(frame: pd.DataFrame, cache: Path, limit: int | None, seed: in
     """``frame`` shuffled so that labels stay balanced among the cached reviews at every point,
     cut where ``limit`` reviews (cached ones included) are reached: a stopped run leaves a
     usable, nearly balanced part."""
+    import pandas as pd
+
     known = read_cache(cache)
     shuffled = frame.sample(frac=1.0, random_state=seed)
     cached = shuffled["id"].isin(set(known))
@@ -66,7 +72,7 @@ def balanced_order(frame: pd.DataFrame, cache: Path, limit: int | None, seed: in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", required=True)
-    parser.add_argument("--data", default="../shared/data/imdb")
+    parser.add_argument("--data", default=str(SHARED / "data" / "imdb"))
     parser.add_argument("--cache", required=True)
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--validation-max", type=int, default=None,

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -31,7 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import prediction_parser
+from common import machine_facts, prediction_parser, write_result
 
 HOST = "127.0.0.1"  # loopback only, always
 
@@ -247,7 +246,6 @@ def main() -> None:
     args = parse_args()
     import pandas as pd
 
-    from imdb_sentiment.artifacts import write_json
     from imdb_sentiment.data import subsample
 
     frame = subsample(pd.read_parquet(args.data), args.requests, args.seed)
@@ -258,12 +256,13 @@ def main() -> None:
         info = request(port, "GET", "/info")[1]
         request(port, "POST", "/predict", {"texts": texts[:2]})  # warm-up
         if args.mixed:
+            facts = machine_facts()
             result = {"benchmark": "serve_mixed", "model": args.model, **mixed(args, texts, port, server),
                       "server": {key: info.get(key) for key in ("backend", "precision", "max_length",
                                                                 "limits")},
-                      "cores": os.cpu_count()}
+                      "cores": facts["cpu_count"]}
             print(json.dumps(result, indent=2))
-            write_json(args.output, result)
+            write_result(args.output, result, facts)
             failed = result["good_failed_clean_rounds"] + result["good_failed_poisoned_rounds"]
             if failed:
                 raise SystemExit(f"{failed} good request(s) failed")
@@ -282,6 +281,7 @@ def main() -> None:
     done = [i for i, label in enumerate(labels) if label is not None]
     answered = np.array([int(labels[i] == "POSITIVE") for i in done])
     measured = latencies[~np.isnan(latencies)] * 1000
+    facts = machine_facts()
     result = {
         "benchmark": "serve_load",
         "model": args.model, "requests": len(texts), "completed": len(done), "errors": errors,
@@ -295,10 +295,10 @@ def main() -> None:
                                                   "limits")},
         "micro_batching": {**batching, "mean_texts_per_model_call": round(
             batching["texts"] / batching["model_calls"], 2) if batching.get("model_calls") else None},
-        "cores": os.cpu_count(),
+        "cores": facts["cpu_count"],
     }
     print(json.dumps(result, indent=2))
-    write_json(args.output, result)
+    write_result(args.output, result, facts)
     if errors:
         raise SystemExit(f"{errors} request(s) failed")
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from imdb_sentiment.adaptation import AdaptConfig, adapt, adaptation_texts
+from imdb_sentiment.adaptation import AdaptConfig, AdaptRun, adapt, adaptation_texts
 from imdb_sentiment.cli import main
+from imdb_sentiment.config import DataSpec
 from imdb_sentiment.errors import UserError
 
 
@@ -54,6 +55,9 @@ def test_masked_word_loss_falls_and_the_output_trains(tiny_encoder: Path, review
 
     [record] = list_runs(runs_dir)
     assert record.stage == "adapt" and record.metric("eval_loss") == pytest.approx(metrics["eval_loss"])
+    recorded = (metrics["data"], metrics["text_column"], metrics["cleaning"])
+    assert recorded == (str(review_folder), "text", "basic")
+    assert record.params["text_column"] == "text"
 
     from imdb_sentiment.modeling import load_classifier
 
@@ -67,6 +71,10 @@ def test_adapt_errors(tiny_encoder: Path, review_folder: Path, tmp_path: Path, c
     (labelled_only / "train.parquet").write_bytes((review_folder / "train.parquet").read_bytes())
     with pytest.raises(UserError, match=r"no unlabeled reviews.*--texts train"):
         adaptation_texts(labelled_only, config=AdaptConfig())
+    with pytest.raises(UserError, match="adaptation text comes from"):
+        AdaptRun(texts=("test",))
+    with pytest.raises(UserError, match="disagree on seed"):  # the carve must be train's
+        adaptation_texts(DataSpec(str(review_folder), seed=1), config=AdaptConfig())
     code = main(["adapt", "--model", str(tiny_encoder), "--data", str(labelled_only), "--output",
                  str(tmp_path / "out"), "--runs-dir", "none"])
     assert code == 2

@@ -14,6 +14,7 @@ from imdb_sentiment.artifacts import read_json
 from imdb_sentiment.baselines import (
     MODEL_FILE,
     MODELS,
+    BaselineConfig,
     NBFeatures,
     build_baseline,
     evaluate_baseline,
@@ -22,6 +23,7 @@ from imdb_sentiment.baselines import (
     run_baseline,
     save_baseline,
 )
+from imdb_sentiment.config import DataSpec
 from imdb_sentiment.errors import UserError
 
 POSITIVE = ["wonderful", "superb", "moving", "brilliant", "delightful", "charming"]
@@ -123,12 +125,43 @@ def test_nb_ratio_points_to_the_class_a_word_belongs_to() -> None:
     assert np.allclose(scaled, counts.toarray() * features.ratio_)
 
 
+def test_nb_features_refuse_one_label_as_scikit_learn_estimators_do() -> None:
+    from scipy import sparse
+
+    with pytest.raises(ValueError, match="both negative") as refused:
+        NBFeatures().fit(sparse.csr_matrix(np.eye(3)), np.array([1, 1, 1]))
+    assert not isinstance(refused.value, UserError)
+
+
+def test_an_estimator_refusal_is_one_line_with_exit_2(train_frame: pd.DataFrame, test_frame: pd.DataFrame,
+                                                       tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from imdb_sentiment.cli import main
+
+    def refuse(self: NBFeatures, X: object, y: object) -> NBFeatures:
+        raise ValueError("unusable targets\nsecond line")
+
+    data = tmp_path / "data"
+    data.mkdir()
+    train_frame.to_parquet(data / "train.parquet")
+    test_frame.to_parquet(data / "test.parquet")
+    monkeypatch.setattr(NBFeatures, "fit", refuse)
+    code = main(["baseline", "--data", str(data), "--output", str(tmp_path / "out"), "--runs-dir", "none"])
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert (code, last) == (2, "error: cannot fit nbsvm on the training reviews: unusable targets")
+    assert not (tmp_path / "out").exists()
+
+
 def test_bad_choices_are_user_errors(train_frame: pd.DataFrame) -> None:
     with pytest.raises(UserError, match="unknown baseline 'svm'"):
         build_baseline("svm")
     with pytest.raises(UserError, match="bad setting"):
         build_baseline("nbsvm", no_such_step__C=1.0)
     assert build_baseline("logreg", classifier__C=3.0).get_params()["classifier__C"] == 3.0
+    with pytest.raises(UserError, match="unknown baseline 'svm'"):
+        BaselineConfig("svm")  # the settings are checked when made, before any data loads
+    with pytest.raises(UserError, match="bad setting"):
+        BaselineConfig("nbsvm", {"no_such_step__C": 1.0})
     with pytest.raises(UserError, match="both negative and positive"):
         fit_baseline("nbsvm", train_frame[train_frame["label"] == 1])
 
@@ -140,7 +173,8 @@ def test_run_baseline_writes_metrics_and_model(train_frame: pd.DataFrame, test_f
     train_frame.to_parquet(data / "train.parquet")
     test_frame.to_parquet(data / "test.parquet")
     lines: list[str] = []
-    metrics = run_baseline(data, "nbsvm", tmp_path / "out", seed=3, progress=lines.append)
+    metrics = run_baseline(DataSpec(str(data), seed=3), BaselineConfig("nbsvm"), tmp_path / "out",
+                           progress=lines.append)
     saved = read_json(tmp_path / "out" / "metrics.json")
     assert saved == metrics
     for key in ("accuracy", "f1", "precision", "recall", "confusion_matrix", "n_test", "seconds",
@@ -149,12 +183,17 @@ def test_run_baseline_writes_metrics_and_model(train_frame: pd.DataFrame, test_f
     assert saved["n_test"] == 100 and saved["n_train"] + saved["n_validation"] == 200
     assert np.asarray(saved["confusion_matrix"]).sum() == 100
     assert saved["model"] == "nbsvm" and saved["params"]["classifier__C"] == 1.0
+    # every data setting is recorded, so the run can be repeated from its metrics
+    assert {key: saved[key] for key in ("data", "text_column", "label_column", "cleaning", "seed",
+                                        "validation_size", "test_size", "group_column")} == {
+        "data": str(data), "text_column": "text", "label_column": "label", "cleaning": "basic", "seed": 3,
+        "validation_size": 0.1, "test_size": 0.2, "group_column": None}
     reloaded = load_baseline(tmp_path / "out" / "model")
     assert evaluate_baseline(reloaded, test_frame)["accuracy"] == saved["accuracy"]
     assert any("validation accuracy" in line for line in lines)
     assert any(line.startswith("training nbsvm") and "done in" in line for line in lines)
     with pytest.raises(UserError, match="not empty"):
-        run_baseline(data, "nbsvm", tmp_path / "out")
+        run_baseline(DataSpec(str(data)), BaselineConfig("nbsvm"), tmp_path / "out")
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -440,3 +440,36 @@ def test_durations_keep_three_significant_digits() -> None:
 
     assert [_duration(s) for s in (0.0042137, 0.153, 12.44, 95.2, 1234.0)] == \
         ["4.21 ms", "0.153 s", "12.4 s", "95.2 s", "1234 s"]
+
+
+# --------------------------------------------------------------------------- errors without a message
+
+
+def test_an_export_failure_without_a_message_is_one_line(tiny_classifier: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise RuntimeError()
+
+    monkeypatch.setattr(torch.onnx, "export", fail)
+    code, _, err = run(["export", "-m", tiny_classifier, "-o", tmp_path / "onnx"], capsys)
+    assert (code, err) == (2, "error: ONNX export failed: RuntimeError\n")
+    assert not (tmp_path / "onnx").exists()
+
+
+def test_refused_training_settings_without_a_message_are_one_line(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import transformers
+
+    from imdb_sentiment.config import preset
+    from imdb_sentiment.errors import UserError
+    from imdb_sentiment.training import training_arguments
+
+    def refuse(output_dir: str, **settings: object) -> None:
+        raise ValueError("")
+
+    monkeypatch.setattr(transformers, "TrainingArguments", refuse)
+    with pytest.raises(UserError, match=r"^invalid training settings: ValueError$"):
+        training_arguments(preset("fast"), tmp_path, device="cpu")

@@ -11,7 +11,9 @@ from imdb_sentiment.config import (
     RUN_KEYS,
     DataSpec,
     TrainConfig,
+    TrainRun,
     preset,
+    resolve_train_settings,
     to_toml,
     train_config_from_file,
 )
@@ -151,3 +153,32 @@ def test_a_run_gets_its_data_settings_from_its_training_settings():
         "reviews.csv", cleaning="study", text_column="review", label_column="sentiment")
     assert spec == DataSpec("reviews.csv", text_column="review", label_column="sentiment", cleaning="study",
                             seed=7, validation_size=0.2, group_column="movie")
+
+
+def test_a_data_spec_records_every_field_with_the_source_as_data():
+    spec = DataSpec("reviews.csv", text_column="review", seed=7, group_column="movie")
+    assert spec.record() == {"data": "reviews.csv", "text_column": "review", "label_column": "label",
+                             "cleaning": "basic", "seed": 7, "validation_size": 0.1, "group_column": "movie",
+                             "test_size": 0.2}
+
+
+def test_run_settings_are_checked_when_made():
+    with pytest.raises(UserError, match="preset must be one of"):
+        TrainRun(preset="quick")
+    with pytest.raises(UserError, match="max_test_samples must be a whole number"):
+        TrainRun(max_test_samples="all")  # type: ignore[arg-type]
+
+
+def test_train_and_tune_merge_settings_in_one_place(tmp_path):
+    """Preset, then run file, then options; run keys from the options, else the file, else defaults."""
+    file = tmp_path / "run.toml"
+    file.write_text('preset = "seed"\nmodel = "from-file"\ncleaning = "none"\n[train]\nepochs = 2\n')
+    config, run = resolve_train_settings(file, None, {"epochs": 4.0}, {"text_column": "review"})
+    assert (config.epochs, config.learning_rate) == (4.0, 2e-5)  # the seed preset under the file
+    assert (run["model"], run["cleaning"], run["text_column"], run["preset"]) == (
+        "from-file", "none", "review", "seed")
+    with pytest.raises(UserError, match="pass --model"):
+        resolve_train_settings(None, None, {}, {})
+    (tmp_path / "bad.toml").write_text('model = "m"\nlearning_rate = 1e-4\n')
+    with pytest.raises(UserError, match="unknown key"):
+        resolve_train_settings(tmp_path / "bad.toml", None, {}, {})

@@ -38,7 +38,8 @@ def test_bad_group_columns() -> None:
 
 def test_load_splits_and_baseline_record_the_group_column(tmp_path) -> None:
     from imdb_sentiment.artifacts import read_json
-    from imdb_sentiment.baselines import run_baseline
+    from imdb_sentiment.baselines import BaselineConfig, run_baseline
+    from imdb_sentiment.config import DataSpec
 
     data = tmp_path / "data"
     data.mkdir()
@@ -46,7 +47,8 @@ def test_load_splits_and_baseline_record_the_group_column(tmp_path) -> None:
     frame(60).assign(id=lambda f: "test/" + f["id"]).to_parquet(data / "test.parquet")
     splits = load_splits(data, group_column="movie", validation_size=0.2)
     assert set(splits["train"]["movie"]).isdisjoint(splits["validation"]["movie"])
-    run_baseline(data, "logreg", tmp_path / "out", group_column="movie", validation_size=0.2)
+    run_baseline(DataSpec(str(data), group_column="movie", validation_size=0.2), BaselineConfig("logreg"),
+                 tmp_path / "out")
     metrics = read_json(tmp_path / "out" / "metrics.json")
     assert metrics["group_column"] == "movie" and metrics["n_validation"] == len(splits["validation"])
 
@@ -56,8 +58,7 @@ def test_train_carves_validation_by_movie_and_records_it() -> None:
     from imdb_sentiment.training import _splits
 
     config = TrainConfig(group_column="movie", validation_size=0.2)
-    frames = _splits({"train": frame()}, config, cleaning="basic", text_column="text", label_column="label",
-                     evaluate_test=False, max_test_samples=None)
+    frames = _splits({"train": frame()}, config, evaluate_test=False, max_test_samples=None)
     assert set(frames["train"]["movie"]).isdisjoint(frames["validation"]["movie"])
     assert 'group_column = "movie"' in to_toml({}, config)
     assert "group_column" not in to_toml({}, TrainConfig())  # unset: files stay as they were

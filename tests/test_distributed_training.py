@@ -41,6 +41,7 @@ def _torchrun(model: Path, data: Path, output: Path, runs: Path) -> subprocess.C
 def test_torchrun_two_processes_write_one_model_one_record_and_one_test_score(
         tiny_encoder, data_dir, tmp_path):
     from imdb_sentiment.cli import main
+    from imdb_sentiment.config import EvaluationConfig
     from imdb_sentiment.evaluation import evaluate_model
     from imdb_sentiment.tracking import list_runs
 
@@ -61,7 +62,7 @@ def test_torchrun_two_processes_write_one_model_one_record_and_one_test_score(
     metrics = pd.read_json(ddp / "metrics.json", typ="series")
     assert metrics["processes"] == 2 and metrics["n_train"] == 144 and metrics["n_test"] == 40
     assert metrics["config"]["batch_size"] == 8  # the global batch: 4 reviews per process and step
-    again = evaluate_model(ddp, str(data_dir), precision="fp32")
+    again = evaluate_model(ddp, str(data_dir), settings=EvaluationConfig(precision="fp32"))
     assert again["n_test"] == 40
     assert again["accuracy"] == pytest.approx(metrics["accuracy"])
     saved = pd.read_parquet(ddp / "predictions.parquet")

@@ -158,9 +158,10 @@ def test_one_definition_of_allowed_values() -> None:
 
 
 def test_evaluate_offers_what_predict_offers(tiny_classifier: Path, review_frame) -> None:
+    from imdb_sentiment.config import EvaluationConfig
     from imdb_sentiment.evaluation import evaluate_model
 
-    metrics = evaluate_model(tiny_classifier, review_frame, truncation="chunks", max_length=16,
-                             device="cpu", precision="fp32")
+    metrics = evaluate_model(tiny_classifier, review_frame, settings=EvaluationConfig(
+        truncation="chunks", max_length=16, device="cpu", precision="fp32"))
     assert metrics["truncation"] == "chunks" and metrics["n_test"] == len(review_frame)
     assert metrics["batch_size"] == 32  # the CPU default, no longer a fixed 64

@@ -12,7 +12,9 @@ import pytest
 from test_baselines import NEGATIVE, NEUTRAL, POSITIVE
 
 from imdb_sentiment.artifacts import read_json
-from imdb_sentiment.baselines import build_baseline, run_baseline, save_baseline
+from imdb_sentiment.baselines import BaselineConfig, build_baseline, run_baseline, save_baseline
+from imdb_sentiment.classifier import Classifier
+from imdb_sentiment.config import DataSpec, InferenceConfig
 from imdb_sentiment.errors import UserError
 from imdb_sentiment.hybrid import (
     HYBRID_FILE,
@@ -49,7 +51,7 @@ def data_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def baseline_dir(data_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("baseline") / "nbsvm"
-    run_baseline(data_dir, "nbsvm", out, validation_size=0.25)
+    run_baseline(DataSpec(str(data_dir), validation_size=0.25), BaselineConfig("nbsvm"), out)
     return out
 
 
@@ -121,9 +123,19 @@ def test_hybrid_folder_holds_its_choices(hybrid_dir: Path, baseline_dir: Path) -
     assert not list(hybrid_dir.glob("**/*.pkl"))
 
 
+def test_a_hybrid_holds_its_transformer_and_takes_one_inference_config(hybrid_dir: Path) -> None:
+    config = InferenceConfig(max_length=24, device="cpu", backend="torch", precision="fp32")
+    model = load_model(hybrid_dir, config, mode="ensemble")
+    assert not isinstance(model, SentimentClassifier) and isinstance(model.transformer, SentimentClassifier)
+    assert model.max_length == model.transformer.max_length == 24 and model.precision == "fp32"
+    model.transformer.batch_size = 8  # its settings are the transformer's own, not copies
+    assert model.batch_size == 8 and model.info()["batch_size"] == 8
+    assert model.predict(["a wonderful moving film"])[0]["label"] in model.labels
+
+
 def test_load_predict_and_override(hybrid_dir: Path) -> None:
     model = load_model(hybrid_dir, device="cpu", backend="torch")
-    assert isinstance(model, HybridClassifier) and isinstance(model, SentimentClassifier)
+    assert isinstance(model, HybridClassifier) and isinstance(model, Classifier)
     assert model.mode == "cascade"  # auto on a CPU
     texts = ["wonderful superb brilliant moving film", "awful", "dreadful boring tedious awful plot"]
     everything = model.override(mode="cascade", threshold=0.0).predict_details(texts)
@@ -308,7 +320,7 @@ def titled_data(tmp_path_factory) -> tuple[Path, Path]:
     test = frame.iloc[:40]
     test.assign(text=test["text"] + " again").to_parquet(folder / "test.parquet")
     screen = tmp_path_factory.mktemp("titled-screen") / "logreg"
-    run_baseline(folder, "logreg", screen, validation_size=0.2)
+    run_baseline(DataSpec(str(folder), validation_size=0.2), BaselineConfig("logreg"), screen)
     return folder, screen
 
 

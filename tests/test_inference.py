@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import shutil
 from pathlib import Path
@@ -11,8 +12,10 @@ import numpy as np
 import pytest
 from conftest import PRECISION_TOLERANCE
 
+from imdb_sentiment.config import InferenceConfig
 from imdb_sentiment.errors import UserError
 from imdb_sentiment.inference import (
+    InputSettings,
     SentimentClassifier,
     TextEncoder,
     batch_slices,
@@ -62,7 +65,7 @@ class RecordingBackend:
 def stub_classifier(encoder: TextEncoder, **options) -> tuple[SentimentClassifier, RecordingBackend]:
     backend = RecordingBackend()
     config = SimpleNamespace(id2label={0: "NEGATIVE", 1: "POSITIVE"}, max_position_embeddings=512)
-    return SentimentClassifier(backend, encoder, config, **options), backend
+    return SentimentClassifier(backend, encoder, config, InputSettings(**options)), backend
 
 
 # --------------------------------------------------------------------------- round trips
@@ -288,3 +291,15 @@ def test_row_problems_and_line_reading() -> None:
     assert read_lines(b"one\r\ntwo\n\nthree\n", "x") == ["one", "two", "", "three"]
     with pytest.raises(UserError, match="not valid UTF-8"):
         read_lines(b"\xff\xfe bad", "x")
+
+
+def test_settings_travel_as_one_inference_config(tiny_classifier: Path) -> None:
+    config = InferenceConfig(max_length=24, truncation="head", device="cpu", precision="fp32",
+                             backend="torch")
+    loaded = SentimentClassifier.load(tiny_classifier, config=config)
+    assert (loaded.max_length, loaded.truncation, loaded.precision) == (24, "head", "fp32")
+    over = SentimentClassifier.load(tiny_classifier, config=config, max_length=32)  # a keyword beats it
+    assert (over.max_length, over.truncation) == (32, "head")
+    assert config.with_options(batch_size=4, max_length=None) == dataclasses.replace(config, batch_size=4)
+    with pytest.raises(UserError, match="batch size must be positive"):
+        config.with_options(batch_size=0)

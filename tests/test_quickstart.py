@@ -12,6 +12,7 @@ import pytest
 from imdb_sentiment import quickstart, tracking
 from imdb_sentiment.cli import main
 from imdb_sentiment.errors import UserError
+from imdb_sentiment.hub import hub_accepts_connections
 from imdb_sentiment.hybrid import load_model
 
 
@@ -37,9 +38,16 @@ def test_explicit_sizes_win_and_zero_means_all(tmp_path):
         _plan(tmp_path, "cpu", max_train_samples=-5)
 
 
+def test_the_hub_probe_counts_offline_mode_only_when_asked(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # behind a proxy the probe answers True
+    assert hub_accepts_connections() is True
+    assert hub_accepts_connections(honour_offline_mode=True) is False
+
+
 def test_the_hub_default_classifier_is_skipped_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert quickstart.hub_reachable() is False
+    assert hub_accepts_connections(honour_offline_mode=True) is False
     plan = quickstart.make_plan(data="d", model="m", pretrained="auto", output=tmp_path, runs_dir=None,
                                 device="cpu")
     assert plan.pretrained is None and "unreachable" in plan.skipped

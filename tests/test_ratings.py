@@ -82,10 +82,11 @@ def test_ridge_rating_baseline(rated_reviews, tmp_path: Path) -> None:
 
     train = rated_reviews["train"]
     with pytest.raises(UserError, match="rating"):
-        from imdb_sentiment.baselines import run_baseline
+        from imdb_sentiment.baselines import BaselineConfig, run_baseline
+        from imdb_sentiment.config import DataSpec
 
         train.drop(columns="rating").to_csv(tmp_path / "plain.csv", index=False)
-        run_baseline(tmp_path / "plain.csv", "ridge-rating", tmp_path / "out")
+        run_baseline(DataSpec(str(tmp_path / "plain.csv")), BaselineConfig("ridge-rating"), tmp_path / "out")
     model = fit_baseline("ridge-rating", train.assign(label=train["rating"]))
     save_baseline(model, tmp_path / "ridge", "ridge-rating")
     metrics = evaluate_baseline(load_baseline(tmp_path / "ridge"), rated_reviews["test"])

@@ -43,7 +43,8 @@ def corpus(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_ray_scores_like_single_process_predict(local_ray, corpus, tiny_classifier, tmp_path, capsys):
-    from imdb_sentiment.inference import SentimentClassifier, predict_frame
+    from imdb_sentiment.inference import SentimentClassifier
+    from imdb_sentiment.scoring import predict_frame
     from imdb_sentiment.tables import read_reviews
 
     output = tmp_path / "scored"
@@ -72,7 +73,7 @@ def test_ray_scores_like_single_process_predict(local_ray, corpus, tiny_classifi
 def test_ray_scores_a_hybrid_like_single_process_predict(local_ray, corpus, hybrid_dir,  # noqa: F811
                                                          tmp_path, capsys):
     from imdb_sentiment.hybrid import load_model
-    from imdb_sentiment.inference import predict_frame
+    from imdb_sentiment.scoring import predict_frame
     from imdb_sentiment.tables import read_reviews
 
     output = tmp_path / "scored"

@@ -11,6 +11,7 @@ import pytest
 from imdb_sentiment import reporting, tracking
 from imdb_sentiment.cli import main
 from imdb_sentiment.errors import UserError
+from imdb_sentiment.tracking import RunEntry
 
 
 def _predictions(folder: Path, name: str, flips: int) -> Path:
@@ -54,7 +55,9 @@ def _study(runs_dir: Path) -> None:
 @pytest.fixture
 def recorded(runs_dir, tmp_path) -> Path:
     """The study's story as recorded runs: baseline → pretrained → fine-tuned → tuning → tuned."""
-    log = tracking.log_run
+    def log(runs_dir: Path, **fields) -> None:
+        tracking.log_run(runs_dir, RunEntry(**fields))
+
     log(runs_dir, stage="baseline", model="random-forest", duration=30,
         metrics=_metrics(0.75, [[8, 2], [3, 7]], train_seconds=25.0, reviews_per_second=900.0, n_train=200),
         artifacts=[_predictions(tmp_path, "baseline", 5)], tags={"split": "test"})
@@ -147,7 +150,7 @@ def test_report_refusals_are_one_line(runs_dir, tmp_path, capsys):
         reporting.write_report(runs_dir, tmp_path / "empty")  # a store without runs
     assert main(["report", "--runs-dir", str(tmp_path / "nowhere"), "--output", str(tmp_path / "r")]) == 2
     assert capsys.readouterr().err.startswith("error: no runs recorded in")
-    tracking.log_run(runs_dir, stage="baseline", model="random-forest", metrics={"accuracy": 0.8})
+    tracking.log_run(runs_dir, RunEntry(stage="baseline", model="random-forest", metrics={"accuracy": 0.8}))
     taken = tmp_path / "taken"
     taken.mkdir()
     (taken / "notes.txt").write_text("keep me")
@@ -157,8 +160,8 @@ def test_report_refusals_are_one_line(runs_dir, tmp_path, capsys):
 
 
 def test_report_command_with_a_single_run(runs_dir, tmp_path, capsys):
-    tracking.log_run(runs_dir, stage="baseline", model="random-forest",
-                     metrics={"accuracy": 0.8, "f1": 0.79, "n_test": 10})
+    tracking.log_run(runs_dir, RunEntry(stage="baseline", model="random-forest",
+                                        metrics={"accuracy": 0.8, "f1": 0.79, "n_test": 10}))
     assert main(["report", "--runs-dir", str(runs_dir), "--output", str(tmp_path / "r")]) == 0
     assert "report of 1 runs" in capsys.readouterr().out
     markdown = (tmp_path / "r" / "report.md").read_text()
@@ -171,22 +174,22 @@ def test_evaluations_of_pretrained_and_fine_tuned_models_are_told_apart(runs_dir
     fine_tuned.mkdir()
     (fine_tuned / "train_config.toml").write_text("[train]\n")
     for model in ("hub-org/sst2-model", str(fine_tuned)):
-        tracking.log_run(runs_dir, stage="evaluate", model=model, metrics={"accuracy": 0.9})
+        tracking.log_run(runs_dir, RunEntry(stage="evaluate", model=model, metrics={"accuracy": 0.9}))
     stages = {Path(r.model).name: reporting.story_stage(r) for r in tracking.list_runs(runs_dir)}
     assert stages == {"sst2-model": "pretrained", "fine-tuned": "evaluate"}
 
 
 
 def test_hybrids_join_the_story_and_the_time_plot(runs_dir, tmp_path):
-    tracking.log_run(runs_dir, stage="train", model="minilm", metrics={"accuracy": 0.93, "n_test": 100,
-                                                                       "train_seconds": 80.0})
+    tracking.log_run(runs_dir, RunEntry(stage="train", model="minilm",
+                                        metrics={"accuracy": 0.93, "n_test": 100, "train_seconds": 80.0}))
     # `evaluate` on a hybrid folder records the share of reviews its transformer scored.
-    tracking.log_run(runs_dir, stage="evaluate", model="outputs/hybrid",
-                     metrics={"accuracy": 0.94, "n_test": 100, "transformer_share": 0.25,
-                              "reviews_per_second": 40.0})
-    tracking.log_run(runs_dir, stage="hybrid", model="outputs/hybrid",
-                     metrics={"validation_accuracy": 0.935, "train_seconds": 115.0,
-                              "validation_transformer_share": 0.3})
+    tracking.log_run(runs_dir, RunEntry(stage="evaluate", model="outputs/hybrid",
+                                        metrics={"accuracy": 0.94, "n_test": 100, "transformer_share": 0.25,
+                                                 "reviews_per_second": 40.0}))
+    tracking.log_run(runs_dir, RunEntry(stage="hybrid", model="outputs/hybrid",
+                                        metrics={"validation_accuracy": 0.935, "train_seconds": 115.0,
+                                                 "validation_transformer_share": 0.3}))
     stages = sorted(reporting.story_stage(r) for r in tracking.list_runs(runs_dir))
     assert stages == ["hybrid", "hybrid", "train"]
     reporting.write_report(runs_dir, tmp_path / "report")
@@ -199,8 +202,9 @@ def test_hybrids_join_the_story_and_the_time_plot(runs_dir, tmp_path):
 
 
 def test_the_time_plot_needs_only_prediction_speeds(runs_dir, tmp_path):
-    tracking.log_run(runs_dir, stage="evaluate", model="hub-org/sst2-model",
-                     metrics={"accuracy": 0.88, "n_test": 100, "reviews_per_second": 30.0})
+    tracking.log_run(runs_dir, RunEntry(
+        stage="evaluate", model="hub-org/sst2-model",
+        metrics={"accuracy": 0.88, "n_test": 100, "reviews_per_second": 30.0}))
     reporting.write_report(runs_dir, tmp_path / "report")
     assert (tmp_path / "report" / "accuracy_vs_time.png").is_file()
 
@@ -208,9 +212,11 @@ def test_the_time_plot_needs_only_prediction_speeds(runs_dir, tmp_path):
 def test_the_report_shows_star_rating_errors_when_runs_have_them(runs_dir, tmp_path):
     from imdb_sentiment.tracking import log_run
 
-    log_run(runs_dir, stage="baseline", model="ridge-rating", duration=3,
-            metrics={"accuracy": 0.88, "mae": 1.61, "within_one_star": 0.39, "n_test": 100})
-    log_run(runs_dir, stage="baseline", model="nbsvm", duration=3, metrics={"accuracy": 0.91, "n_test": 100})
+    log_run(runs_dir, RunEntry(
+        stage="baseline", model="ridge-rating", duration=3,
+        metrics={"accuracy": 0.88, "mae": 1.61, "within_one_star": 0.39, "n_test": 100}))
+    log_run(runs_dir, RunEntry(stage="baseline", model="nbsvm", duration=3,
+                               metrics={"accuracy": 0.91, "n_test": 100}))
     markdown = (tmp_path / "report" / "report.md")
     reporting.write_report(runs_dir, tmp_path / "report")
     section = markdown.read_text().split("## Star ratings")[1].split("##")[0]

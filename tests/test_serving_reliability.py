@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from imdb_sentiment.inference import Details, SentimentClassifier
+from imdb_sentiment.classifier import Details
+from imdb_sentiment.inference import SentimentClassifier
 from imdb_sentiment.serving import BodyLimit, MicroBatcher, create_app
 
 LONE_SURROGATE = '{"texts": ["great \\ud83d movie"]}'

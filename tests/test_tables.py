@@ -15,10 +15,11 @@ import pandas as pd
 import pytest
 
 from imdb_sentiment import tables
+from imdb_sentiment.classifier import Details
 from imdb_sentiment.cli import main
 from imdb_sentiment.data import normalize_labels, read_source
 from imdb_sentiment.errors import UserError
-from imdb_sentiment.inference import Details, predict_frame
+from imdb_sentiment.scoring import predict_frame
 from imdb_sentiment.tables import MAX_REVIEW_CHARS, read_lines, read_reviews, read_table, row_problem
 
 pytestmark = pytest.mark.usefixtures("onnx_cache")

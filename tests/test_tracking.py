@@ -21,7 +21,8 @@ def _log(runs_dir: Path, **overrides) -> str | None:
     arguments = dict(stage="evaluate", model="models/tiny", params={"max_length": 32, "nested": {"a": 1}},
                      metrics=METRICS, duration=3.5)
     arguments.update(overrides)
-    return tracking.log_run(runs_dir, **arguments)
+    strict = arguments.pop("strict", False)
+    return tracking.log_run(runs_dir, tracking.RunEntry(**arguments), strict=strict)
 
 
 def test_log_run_records_params_metrics_tags_and_artifacts(runs_dir, tmp_path):
@@ -74,9 +75,9 @@ def test_nested_metrics_history_and_big_artifacts(runs_dir, tmp_path, monkeypatc
 
 def test_tracking_off_records_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert tracking.log_run(None, stage="x", model="m") is None
-    assert tracking.log_run("none", stage="x", model="m") is None
-    assert tracking.log_run(Path("off"), stage="x", model="m") is None
+    assert tracking.log_run(None, tracking.RunEntry(stage="x", model="m")) is None
+    assert tracking.log_run("none", tracking.RunEntry(stage="x", model="m")) is None
+    assert tracking.log_run(Path("off"), tracking.RunEntry(stage="x", model="m")) is None
     assert list(tmp_path.iterdir()) == []
 
 
@@ -148,3 +149,10 @@ def test_a_moved_runs_folder_still_finds_its_artifacts(runs_dir, tmp_path):
     [record] = tracking.list_runs(moved)
     assert record.artifact("metrics.json").is_relative_to(moved)
 
+
+
+def test_a_run_entry_needs_a_stage_and_a_duration_of_zero_or_more():
+    with pytest.raises(ValueError, match="stage"):
+        tracking.RunEntry(stage="", model="m")
+    with pytest.raises(ValueError, match="duration"):
+        tracking.RunEntry(stage="train", model="m", duration=-1.0)

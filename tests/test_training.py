@@ -8,8 +8,7 @@ import pandas as pd
 import pytest
 
 from imdb_sentiment.cli import main
-from imdb_sentiment.cli.train_cmds import resolve_train_settings
-from imdb_sentiment.config import preset, train_config_from_file
+from imdb_sentiment.config import DataSpec, TrainRun, preset, resolve_train_settings, train_config_from_file
 from imdb_sentiment.errors import UserError
 from imdb_sentiment.training import TrainResult, epoch_history, train, training_arguments, work_dir_for
 
@@ -34,7 +33,7 @@ def splits():
 def trained(tiny_encoder, splits, tmp_path_factory):
     """One saved run of the tiny encoder (shared by the artifact checks)."""
     output = tmp_path_factory.mktemp("runs") / "model"
-    result = train(str(tiny_encoder), splits, output, TINY, progress=False, preset="fast")
+    result = train(str(tiny_encoder), splits, output, TINY, TrainRun(preset="fast"), progress=False)
     return result, output
 
 
@@ -75,11 +74,13 @@ def test_saved_model_loads_in_a_transformers_pipeline(trained):
 
 
 def test_saved_predictions_match_a_fresh_evaluation(trained, splits):
+    from imdb_sentiment.config import EvaluationConfig
     from imdb_sentiment.evaluation import evaluate_model
 
     result, output = trained
     saved = pd.read_parquet(output / "predictions.parquet")
-    again = evaluate_model(output, splits, precision="fp32")  # truncation read from train_config.toml
+    # truncation read from train_config.toml
+    again = evaluate_model(output, splits, settings=EvaluationConfig(precision="fp32"))
     assert (again["max_length"], again["truncation"]) == (32, "head-tail")
     assert again["accuracy"] == pytest.approx(result.test_metrics["accuracy"])
     assert saved["score"].between(0, 1).all()
@@ -123,8 +124,8 @@ def test_callbacks_see_eval_accuracy_and_no_output_saves_nothing(tiny_encoder, s
 
     monkeypatch.chdir(tmp_path)
     recorder = Recorder()
-    result = train(str(tiny_encoder), splits, None, TINY.replace(epochs=2), callbacks=[recorder],
-                   evaluate_test=False, progress=False)
+    result = train(str(tiny_encoder), splits, None, TINY.replace(epochs=2), TrainRun(evaluate_test=False),
+                   callbacks=[recorder], progress=False)
     assert result.output_dir is None and result.test_metrics is None
     assert recorder.seen == [row["validation_accuracy"] for row in result.history]
     assert len(recorder.seen) == 2
@@ -157,14 +158,33 @@ def test_interrupted_run_leaves_no_model_and_resumes_from_its_checkpoint(tiny_en
     assert [p.name for p in work_dir_for(output).glob("checkpoint-*")] == ["checkpoint-2"]
 
     with pytest.raises(UserError, match="other settings"):
-        train(str(tiny_encoder), splits, output, config.replace(learning_rate=5e-4), resume=True,
+        train(str(tiny_encoder), splits, output, config.replace(learning_rate=5e-4), TrainRun(resume=True),
               progress=False)
     recorder = StepRecorder()
-    result = train(str(tiny_encoder), splits, output, config, resume=True, callbacks=[recorder],
+    result = train(str(tiny_encoder), splits, output, config, TrainRun(resume=True), callbacks=[recorder],
                    progress=False)
     assert recorder.steps == [3, 4]  # epoch 1 was not repeated
     assert [row["epoch"] for row in result.history] == [1.0, 2.0]
     assert (output / "model.safetensors").is_file() and not work_dir_for(output).exists()
+
+
+def test_a_data_spec_is_read_and_recorded_with_its_settings(tiny_encoder, splits, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for split in ("train", "test"):  # no validation split: train carves it as the config says
+        splits[split].rename(columns={"text": "review"}).to_parquet(data / f"{split}.parquet")
+    spec = TINY.data_spec(data, text_column="review", cleaning="none")
+    with pytest.raises(UserError, match="disagree on seed"):
+        train(str(tiny_encoder), DataSpec(str(data), text_column="review", seed=7), None, TINY,
+              progress=False)
+    result = train(str(tiny_encoder), spec, tmp_path / "model", TINY, progress=False)
+    metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert {key: metrics[key] for key in ("data", "text_column", "cleaning", "seed", "validation_size")} == {
+        "data": str(data), "text_column": "review", "cleaning": "none", "seed": TINY.seed,
+        "validation_size": TINY.validation_size}
+    assert result.extra["n_train"] + result.extra["n_validation"] == len(splits["train"])
+    _, run = train_config_from_file(tmp_path / "model" / "train_config.toml")
+    assert (run["data"], run["text_column"], run["cleaning"]) == (str(data), "review", "none")
 
 
 def test_failure_before_training_leaves_nothing_behind(tiny_encoder, splits, tmp_path):
@@ -326,7 +346,8 @@ def test_minilm_learns_sentiment_from_a_few_hundred_reviews(shared_model, shared
 
 
 def test_progress_bar_shows_steps_epochs_and_validation(tiny_encoder, splits, capsys):
-    train(str(tiny_encoder), splits, None, TINY.replace(epochs=2), progress=True, evaluate_test=False)
+    train(str(tiny_encoder), splits, None, TINY.replace(epochs=2), TrainRun(evaluate_test=False),
+          progress=True)
     err = capsys.readouterr().err
     assert "fine-tuning" in err and "4/4" in err  # 16 reviews, batch 8, 2 epochs
     assert "epoch 2.00/2" in err

@@ -19,7 +19,7 @@ import pytest
 
 from imdb_sentiment import tracking, tuning
 from imdb_sentiment.cli import main
-from imdb_sentiment.config import TrainConfig, train_config_from_file
+from imdb_sentiment.config import TrainConfig, TrainRun, train_config_from_file
 from imdb_sentiment.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,8 +37,10 @@ class FakeTrainer:
         self.fail_on = fail_on or {}
         self.calls: list[dict[str, Any]] = []
 
-    def __call__(self, model: str, data: dict, output: Any, config: TrainConfig, *, callbacks=None,
-                 evaluate_test: bool = True, progress: bool = False, **kwargs: Any) -> SimpleNamespace:
+    def __call__(self, model: str, data: dict, output: Any, config: TrainConfig,
+                 settings: TrainRun | None = None, *, callbacks=None, progress: bool = False,
+                 **kwargs: Any) -> SimpleNamespace:
+        evaluate_test = (settings or TrainRun()).evaluate_test
         call = {"config": config, "splits": sorted(data), "evaluate_test": evaluate_test, "epochs": 0}
         self.calls.append(call)
         if len(self.calls) in self.fail_on:
@@ -389,9 +391,9 @@ def test_tune_and_train_carve_the_same_validation_split(tmp_path, runs_dir, monk
                         'seed = 3\nmax_train_samples = 30\n', encoding="utf-8")
     seen: dict[str, pd.DataFrame] = {}
 
-    def tune_trial(model, frames, output, config, **kwargs):
+    def tune_trial(model, frames, output, config, settings=None, **kwargs):
         seen["tune"], seen["tune train"] = frames["validation"], frames["train"]
-        return FakeTrainer()(model, frames, output, config, **kwargs)
+        return FakeTrainer()(model, frames, output, config, settings, **kwargs)
 
     with monkeypatch.context() as patch:
         patch.setattr(training, "train", tune_trial)

@@ -27,6 +27,8 @@ from .errors import UserError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .config import DataSpec
+
 TEXT_SPLITS = ("unsupervised", "train")
 """Where adaptation text may come from: the unlabeled reviews and the training reviews."""
 UNLABELED_FILES = tuple(f"unsupervised{suffix}" for suffix in (".parquet", ".jsonl", ".csv", ".json", ".tsv"))
@@ -102,6 +104,42 @@ def adapt_preset(name: str) -> AdaptConfig:
     return dataclasses.replace(PRESETS[name])
 
 
+@dataclass(frozen=True)
+class AdaptRun:
+    """How one adaptation run goes, beside its hyper-parameters (:class:`AdaptConfig`) and data."""
+
+    texts: tuple[str, ...] = TEXT_SPLITS
+    """Where the text comes from (see :data:`TEXT_SPLITS`)."""
+    preset: str | None = None
+    """The preset the settings started from, recorded in ``adapt_config.json``."""
+    resume: bool = False
+    """Continue from the last checkpoint of an interrupted run with the same settings."""
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        _check_text_splits(self.texts)
+
+
+def _check_text_splits(splits: tuple[str, ...]) -> None:
+    unknown = sorted(set(splits) - set(TEXT_SPLITS))
+    if unknown or not splits:
+        raise UserError(f"adaptation text comes from {', '.join(TEXT_SPLITS)}, "
+                        f"not {', '.join(unknown) or 'none'}")
+
+
+def adaptation_spec(data: DataSpec | str | os.PathLike[str], config: AdaptConfig) -> DataSpec:
+    """The data settings of an adaptation: a source name gets the defaults and ``config``'s carve;
+    a :class:`DataSpec` must carve as ``config`` says, so the validation reviews stay unseen."""
+    from .config import DataSpec
+
+    if not isinstance(data, DataSpec):
+        return DataSpec(str(data), seed=config.seed, validation_size=config.validation_size)
+    differ = [name for name in ("seed", "validation_size") if getattr(data, name) != getattr(config, name)]
+    if differ:
+        raise UserError(f"the data settings and the adaptation settings disagree on {', '.join(differ)}")
+    return data
+
+
 @dataclass
 class AdaptResult:
     output_dir: Path
@@ -111,18 +149,18 @@ class AdaptResult:
 # --------------------------------------------------------------------------- text
 
 
-def adaptation_texts(data: str | os.PathLike[str], splits: tuple[str, ...] = TEXT_SPLITS, *,
-                     config: AdaptConfig, text_column: str = "text", cleaning: str = "basic"
-                     ) -> tuple[list[str], dict[str, int]]:
-    """The texts to adapt on and how many came from each split (duplicates dropped)."""
+def adaptation_texts(data: DataSpec | str | os.PathLike[str], splits: tuple[str, ...] = TEXT_SPLITS, *,
+                     config: AdaptConfig) -> tuple[list[str], dict[str, int]]:
+    """The texts to adapt on and how many came from each split (duplicates dropped).
 
+    ``data``'s text column and cleaning apply; a source name is read with the defaults.
+    """
     from .data import carve_split, clean_text, load_splits
     from .tables import read_table
 
-    unknown = sorted(set(splits) - set(TEXT_SPLITS))
-    if unknown or not splits:
-        raise UserError(f"adaptation text comes from {', '.join(TEXT_SPLITS)}, "
-                        f"not {', '.join(unknown) or 'none'}")
+    _check_text_splits(splits)
+    spec = adaptation_spec(data, config)
+    data, text_column, cleaning = spec.source, spec.text_column, spec.cleaning
     parts: dict[str, pd.DataFrame] = {}
     if "unsupervised" in splits:
         folder = Path(data).expanduser()
@@ -200,39 +238,42 @@ class _PadOffsets:
 # --------------------------------------------------------------------------- run
 
 
-def adapt(model: str, data: str | os.PathLike[str], output: str | os.PathLike[str], config: AdaptConfig, *,
-          splits: tuple[str, ...] = TEXT_SPLITS, overwrite: bool = False, resume: bool = False,
-          progress: bool = True, preset: str | None = None, text_column: str = "text",
-          cleaning: str = "basic", trust_remote_code: bool = False,
-          runs_dir: str | os.PathLike[str] | None = None) -> AdaptResult:
+def adapt(model: str, data: DataSpec | str | os.PathLike[str], output: str | os.PathLike[str],
+          config: AdaptConfig, settings: AdaptRun | None = None, *, overwrite: bool = False,
+          progress: bool = True, runs_dir: str | os.PathLike[str] | None = None) -> AdaptResult:
     """Continue masked-word pre-training of ``model`` on ``data``'s review text; save to ``output``.
 
-    With ``runs_dir`` the run is recorded there (stage ``adapt``), like ``train``'s.
+    ``data``: a :class:`DataSpec` that carves as ``config`` does, or a source name. The metrics
+    record the data settings. With ``runs_dir`` the run is recorded there (stage ``adapt``), like
+    ``train``'s.
     """
     from .artifacts import check_output_dir
-    from .training import _prepare_checkpoints, _work_dir
+    from .training import prepare_checkpoints, work_dir
 
     config.validate()
+    settings = settings or AdaptRun()
+    splits, resume, trust_remote_code = settings.texts, settings.resume, settings.trust_remote_code
+    spec = adaptation_spec(data, config)
     check_output_dir(output, overwrite)  # fail before the slow part
-    texts, counts = adaptation_texts(data, splits, config=config, text_column=text_column, cleaning=cleaning)
-    run = {"model": str(model), "data": str(data), "splits": list(splits), "preset": preset,
-           "cleaning": cleaning, "config": asdict(config)}
+    texts, counts = adaptation_texts(spec, splits, config=config)
+    run = {"model": str(model), "data": spec.source, "splits": list(splits), "preset": settings.preset,
+           "cleaning": spec.cleaning, "config": asdict(config)}
     stamp = json.dumps(run, sort_keys=True, indent=1) + "\n"
-    with _work_dir(output) as work:
-        checkpoint = _prepare_checkpoints(work, stamp, resume, progress)
+    with work_dir(output) as work:
+        checkpoint = prepare_checkpoints(work, stamp, resume, progress)
         trainer, metrics = _fit(model, texts, config, work, checkpoint, progress, trust_remote_code)
-        metrics.update(texts=counts, n_texts=len(texts), resumed_from=checkpoint)
+        metrics.update(texts=counts, n_texts=len(texts), resumed_from=checkpoint, **spec.record())
         folder = _save(output, overwrite, trainer, run, metrics)
         import shutil
 
         shutil.rmtree(work, ignore_errors=True)
     if runs_dir is not None:
-        from .tracking import log_run
+        from .tracking import RunEntry, log_run
 
-        log_run(runs_dir, stage="adapt", model=str(model),
-                params={"data": str(data), "texts": ",".join(splits), **asdict(config)},
-                metrics={key: value for key, value in metrics.items() if key != "texts"},
-                duration=metrics["train_seconds"], artifacts=[folder])
+        log_run(runs_dir, RunEntry(stage="adapt", model=str(model),
+                                   params={**spec.record(), "texts": ",".join(splits), **asdict(config)},
+                                   metrics={key: value for key, value in metrics.items() if key != "texts"},
+                                   duration=metrics["train_seconds"], artifacts=[folder]))
     return AdaptResult(folder, metrics)
 
 
@@ -241,7 +282,7 @@ def _fit(model_id: str, texts: list[str], config: AdaptConfig, work: Path, check
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments, set_seed
 
     from .modeling import default_device, out_of_memory_hint, resolve_precision
-    from .training import _library_progress_bars
+    from .training import library_progress_bars
 
     set_seed(config.seed)
     model, tokenizer = load_masked_lm(model_id, trust_remote_code)
@@ -272,7 +313,7 @@ def _fit(model_id: str, texts: list[str], config: AdaptConfig, work: Path, check
                                                    pad_to_multiple_of=multiple)
     trainer = Trainer(model=model, args=args, train_dataset=training, eval_dataset=evaluation,
                       data_collator=_PadOffsets(collator, multiple), processing_class=tokenizer)
-    with _library_progress_bars(progress):
+    with library_progress_bars(progress):
         before = trainer.evaluate()["eval_loss"] if checkpoint is None else None
         started = time.perf_counter()
         with out_of_memory_hint(config.batch_size):
@@ -293,7 +334,7 @@ def load_masked_lm(id_or_path: str, trust_remote_code: bool = False) -> tuple[An
     """An encoder with a masked-word head (a fresh head when the checkpoint has none)."""
     from transformers import AutoModelForMaskedLM
 
-    from .modeling import _hub_error, check_weight_files, load_config, load_tokenizer, resolve_model_source
+    from .modeling import check_weight_files, hub_error, load_config, load_tokenizer, resolve_model_source
 
     source = resolve_model_source(id_or_path)
     config = load_config(source, trust_remote_code)
@@ -306,7 +347,7 @@ def load_masked_lm(id_or_path: str, trust_remote_code: bool = False) -> tuple[An
     try:
         model = AutoModelForMaskedLM.from_pretrained(source, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
-        raise _hub_error(source, error) from error
+        raise hub_error(source, error) from error
     return model, tokenizer
 
 

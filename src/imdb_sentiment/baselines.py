@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from scipy import sparse
     from sklearn.pipeline import Pipeline
 
+    from .config import DataSpec
+
 MODELS = ("random-forest", "logreg", "nbsvm")
 """The sentiment classifiers."""
 RATING_MODELS = ("ridge-rating",)
@@ -48,6 +51,20 @@ TOKEN_PATTERN = r"(?u)\b\w+\b|[!?]"
 
 Progress = Callable[[str], None]
 RIDGE_ALPHA = 0.3
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """Which baseline to fit and any of its pipeline's hyper-parameters to change.
+
+    ``params`` are pipeline parameters such as ``{"classifier__C": 1.0}``.
+    """
+
+    model: str = "nbsvm"
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        build_baseline(self.model, **self.params)  # a bad name or setting fails here, before any data loads
 
 
 # --------------------------------------------------------------------------- estimators
@@ -66,7 +83,7 @@ class NBFeatures(TransformerMixin, BaseEstimator):
     def fit(self, X: sparse.spmatrix, y: np.ndarray) -> NBFeatures:
         labels = np.asarray(y)
         if set(np.unique(labels)) != {0, 1}:
-            raise UserError("NB features need both negative (0) and positive (1) training reviews")
+            raise ValueError("NB features need both negative (0) and positive (1) training reviews")
         positive = self.alpha + np.asarray(X[labels == 1].sum(axis=0)).ravel()
         negative = self.alpha + np.asarray(X[labels == 0].sum(axis=0)).ravel()
         self.ratio_ = np.log(positive / positive.sum()) - np.log(negative / negative.sum())
@@ -258,7 +275,10 @@ def _fit(pipeline: Pipeline, name: str, texts: list[str], targets: np.ndarray,
         ) from error
     if vocabulary_built is not None:
         vocabulary_built()
-    pipeline[1:].fit(features, targets)  # the remaining steps are the pipeline's own objects, fitted in place
+    try:  # the remaining steps are the pipeline's own objects, fitted in place
+        pipeline[1:].fit(features, targets)
+    except ValueError as error:  # scikit-learn estimators refuse unusable targets or settings so
+        raise UserError(f"cannot fit {name} on the training reviews: {first_line(error)}") from error
     return pipeline
 
 
@@ -287,46 +307,36 @@ def _evaluate_rating(model: Pipeline, frame: pd.DataFrame) -> dict[str, Any]:
 
 
 def run_baseline(
-    data: str | Path,
-    model: str,
+    data: DataSpec,
+    settings: BaselineConfig,
     output: str | Path,
     *,
     overwrite: bool = False,
-    seed: int = 42,
-    cleaning: str = "basic",
-    text_column: str = "text",
-    label_column: str = "label",
-    validation_size: float = 0.1,
-    test_size: float = 0.2,
-    group_column: str | None = None,
-    params: dict[str, Any] | None = None,
     runs_dir: str | Path | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Train ``model`` on train, score validation, evaluate on the full test split, save both.
+    """Train ``settings.model`` on train, score validation, evaluate on the full test split, save both.
 
-    Writes ``output/metrics.json`` and ``output/model/`` in one atomic step and returns the metrics.
+    The pipeline is seeded with ``data.seed``. Writes ``output/metrics.json`` (with the data
+    settings) and ``output/model/`` in one atomic step and returns the metrics.
     """
     from .artifacts import atomic_output_dir, check_output_dir, write_json
-    from .config import DataSpec
     from .data import LoadReport, warn_about_splits
 
     started = time.perf_counter()
-    spec = DataSpec(str(data), text_column=text_column, label_column=label_column, cleaning=cleaning,
-                    seed=seed, validation_size=validation_size, group_column=group_column,
-                    test_size=test_size)
-    pipeline = build_baseline(model, seed, **(params or {}))  # a bad name or setting fails now
-    check_output_dir(output, overwrite, inputs=(data,))  # and so does an occupied or overlapping output
-    report = LoadReport(str(data), "")
-    with _step(progress, f"loading {data}", announce=False):  # bad data: the error line alone
+    spec, model, source = data, settings.model, data.source
+    pipeline = build_baseline(model, spec.seed, **settings.params)
+    check_output_dir(output, overwrite, inputs=(source,))  # an occupied or overlapping output fails now
+    report = LoadReport(source, "")
+    with _step(progress, f"loading {source}", announce=False):  # bad data: the error line alone
         frames = spec.load(require=("train", "test"), report=report)
-    _check_labels(frames["train"], f"the train split of {data}")
-    warn_about_splits(frames, data)
+    _check_labels(frames["train"], f"the train split of {source}")
+    warn_about_splits(frames, source)
     target = "label"
     if model in RATING_MODELS:
         from .ratings import check_ratings
 
-        check_ratings(frames["train"], f"the train split of {data}")
+        check_ratings(frames["train"], f"the train split of {source}")
         target = "rating"
     training = f"training {model} on {len(frames['train']):,} reviews"
     with _step(progress, training, announce=False):  # texts without a vocabulary: the error line alone
@@ -349,11 +359,7 @@ def run_baseline(
         "n_train": len(frames["train"]),
         "n_validation": len(frames.get("validation", ())),
         "skipped_empty": report.skipped_empty,
-        "data": str(data),
-        "seed": seed,
-        "validation_size": validation_size,
-        "group_column": group_column,
-        "cleaning": cleaning,
+        **spec.record(),
         "params": _params(fitted),
     })
     with _step(progress, f"saving to {output}"), atomic_output_dir(output, overwrite) as tmp:
@@ -361,7 +367,7 @@ def run_baseline(
         metrics["seconds"] = round(time.perf_counter() - started, 2)
         write_json(tmp / "metrics.json", metrics)
     if runs_dir is not None:
-        _log_run(runs_dir, model, metrics, Path(output))
+        _log_run(runs_dir, spec, model, metrics, Path(output))
     return metrics
 
 
@@ -373,12 +379,11 @@ def _params(model: Pipeline) -> dict[str, Any]:
             if "__" in key and isinstance(value, plain)}
 
 
-def _log_run(runs_dir: str | Path, model: str, metrics: dict[str, Any], output: Path) -> None:
+def _log_run(runs_dir: str | Path, spec: DataSpec, model: str, metrics: dict[str, Any], output: Path) -> None:
     """Record the run in the run store (``tracking`` decides what ``runs_dir`` means)."""
-    from .tracking import log_run
+    from .tracking import RunEntry, log_run
 
-    params = {"data": metrics["data"], "seed": metrics["seed"], "cleaning": metrics["cleaning"],
-              "group_column": metrics["group_column"], **metrics["params"]}
     scores = {key: value for key, value in metrics.items() if key != "params"}
-    log_run(runs_dir, stage="baseline", model=model, params=params, metrics=scores,
-            duration=metrics["seconds"], artifacts=[output / "metrics.json", output / "model"])
+    log_run(runs_dir, RunEntry(stage="baseline", model=model, params={**spec.record(), **metrics["params"]},
+                               metrics=scores, duration=metrics["seconds"],
+                               artifacts=[output / "metrics.json", output / "model"]))

@@ -41,6 +41,14 @@ def check_choice(kind: str, value: object, allowed: tuple[str, ...]) -> None:
         raise UserError(f"{kind} must be one of {', '.join(allowed)}, not {value!r}")
 
 
+def check_positive_sizes(settings: object, names: tuple[str, ...]) -> None:
+    """Each named setting is unset (None) or a whole number above zero."""
+    for name in names:
+        value = getattr(settings, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            raise UserError(f"{name.replace('_', ' ')} must be positive, got {value}")
+
+
 def check_seed(seed: object) -> None:
     """Seeds drive numpy's generators, which take whole numbers from 0 only."""
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -89,10 +97,17 @@ class DataSpec:
                            cleaning=self.cleaning,  # type: ignore[arg-type]  # checked above
                            require=require, report=report, group_column=self.group_column)
 
+    def record(self) -> dict[str, Any]:
+        """The fields as a stage records them in its metrics and run (the source as ``data``)."""
+        fields_ = asdict(self)
+        return {"data": fields_.pop("source"), **fields_}
+
 
 @dataclass
 class InferenceConfig:
-    """How a classifier reads reviews and runs: the ``SentimentClassifier.load`` options.
+    """How a classifier reads reviews and runs: the ``SentimentClassifier.load`` options, carried
+    as one value from the command line to every loader (``hybrid.load_model``, Ray actors, the
+    explainer).
 
     ``None`` means "as the model was trained (its ``train_config.toml``), else the default"
     for the input settings, and "chosen for the device" for the batch settings.
@@ -108,9 +123,16 @@ class InferenceConfig:
     precision: str = "auto"
     device: str | None = None
     backend: str = "torch"
+    trust_remote_code: bool = False
+    """Allow model code from the model's repository."""
 
     def __post_init__(self) -> None:
         self.validate()
+
+    def with_options(self, **options: Any) -> InferenceConfig:
+        """This config with each option that is not ``None`` in place of its own (checked again)."""
+        given = {key: value for key, value in options.items() if value is not None}
+        return dataclasses.replace(self, **given)
 
     def validate(self) -> None:
         """Cheap checks before any model loads, so a typo fails in milliseconds."""
@@ -118,10 +140,7 @@ class InferenceConfig:
             check_choice("truncation", self.truncation, TRUNCATIONS)
         check_choice("precision", self.precision, PRECISIONS)
         check_choice("backend", self.backend, BACKENDS)
-        for name in ("max_length", "batch_size"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-                raise UserError(f"{name.replace('_', ' ')} must be positive, got {value}")
+        check_positive_sizes(self, ("max_length", "batch_size"))
         for name in ("head_tokens", "chunk_overlap"):
             value = getattr(self, name)
             if value is not None and value < 0:
@@ -222,6 +241,63 @@ class TrainConfig:
                         group_column=self.group_column)
 
 
+@dataclass(frozen=True)
+class TrainRun:
+    """How one fine-tuning run goes, beside its hyper-parameters (:class:`TrainConfig`) and data."""
+
+    evaluate_test: bool = True
+    """Score the kept model once on the test split."""
+    max_test_samples: int | None = None
+    """Score a seeded, stratified test subset of this size (None: the whole split)."""
+    preset: str | None = None
+    """The preset the settings started from, recorded in ``train_config.toml``."""
+    resume: bool = False
+    """Continue from the last checkpoint of an interrupted run with the same settings."""
+    trust_remote_code: bool = False
+    push_to_hub: str | None = None
+    """After saving, upload the model folder to this Hub repository."""
+
+    def __post_init__(self) -> None:
+        if self.preset is not None:
+            check_choice("preset", self.preset, tuple(PRESETS))
+        if self.max_test_samples is not None and (
+                isinstance(self.max_test_samples, bool) or not isinstance(self.max_test_samples, int)):
+            raise UserError(f"max_test_samples must be a whole number, not {self.max_test_samples!r}")
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """How ``evaluate`` scores a model: the test subset, how reviews become inputs, and how the model runs.
+
+    ``None`` input settings mean "as the model was trained (its ``train_config.toml``), else the
+    default"; ``batch_size=None`` is chosen for the device.
+    """
+
+    max_samples: int | None = None
+    """Score a fixed, seeded, label-stratified subset of this size."""
+    seed: int | None = None
+    """Seed of that subset; ``None``: the data's seed (42 for ready frames)."""
+    max_length: int | None = None
+    truncation: str | None = None
+    head_tokens: int | None = None
+    batch_size: int | None = None
+    precision: str = "auto"
+    device: str | None = None
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        if self.truncation is not None:
+            check_choice("truncation", self.truncation, TRUNCATIONS)
+        check_choice("precision", self.precision, PRECISIONS)
+        check_positive_sizes(self, ("max_length", "batch_size"))
+        if self.head_tokens is not None and self.head_tokens < 0:
+            raise UserError(f"head tokens must be >= 0, got {self.head_tokens}")
+        if self.max_samples is not None and self.max_samples <= 0:
+            raise UserError(f"--max-samples must be positive, got {self.max_samples}")
+        if self.seed is not None:
+            check_seed(self.seed)
+
+
 def _check_type(name: str, value: Any) -> None:
     """Catch a mistyped setting from a run file (``batch_size = "32"``) before training starts."""
     hint = typing.get_type_hints(TrainConfig)[name]
@@ -301,6 +377,38 @@ def train_config_from_file(path: str | Path, base_preset: str | None = None
 
 RUN_KEYS = ("model", "data", "preset", "cleaning", "text_column", "label_column", "max_test_samples")
 """Top-level keys of a training run file, next to its ``[train]`` table."""
+
+
+def resolve_train_settings(config_file: str | Path | None, preset_name: str | None, overrides: dict[str, Any],
+                           run_overrides: dict[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
+    """The settings of a training run: the preset, then the run file, then explicit ``overrides``.
+
+    ``train`` and ``tune`` both merge through this. Also returns the run keys (:data:`RUN_KEYS`:
+    model, data, ...), each from ``run_overrides`` when given there, else from the run file, else
+    the default.
+    """
+    from .data import DEFAULT_SOURCE
+
+    if config_file is not None:
+        config, file_run = train_config_from_file(config_file, base_preset=preset_name)
+        unknown = sorted(set(file_run) - set(RUN_KEYS))
+        if unknown:
+            raise UserError(f"unknown key(s) in {config_file}: {', '.join(unknown)} "
+                            f"(top-level keys: {', '.join(RUN_KEYS)}; settings go in [train])")
+    else:
+        config, file_run = preset(preset_name or "fast"), {}
+    defaults = {"data": DEFAULT_SOURCE, "cleaning": "basic", "text_column": "text", "label_column": "label"}
+    run = {key: run_overrides.get(key) if run_overrides.get(key) is not None
+           else file_run.get(key, defaults.get(key)) for key in RUN_KEYS}
+    run["preset"] = preset_name or file_run.get("preset") or ("fast" if config_file is None else None)
+    if not run["model"]:
+        raise UserError("pass --model (a Hub id or a local model folder), or a --config file with a model")
+    config = config.replace(**overrides)
+    quick = config.max_train_samples
+    if quick is not None:  # a quick run: validate and test on subsets of the same size unless told
+        config = config.replace(max_eval_samples=config.max_eval_samples or quick)
+        run["max_test_samples"] = run["max_test_samples"] or quick
+    return config, run
 
 
 def to_toml(run: dict[str, Any], train: TrainConfig) -> str:

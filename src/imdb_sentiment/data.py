@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 
-from .errors import HubUnreachableError, UserError
-from .hub import hub_offline, hub_reachable
+from .errors import HubUnreachableError, UserError, first_line
+from .hub import hub_accepts_connections, hub_offline
 from .tables import check_columns, read_table
 
 if TYPE_CHECKING:
@@ -224,7 +224,7 @@ _LOCAL_HINT = "pass a local path instead, e.g. --data ../shared/data/imdb"
 
 
 def _hub_frames(source: str, text_column: str, label_column: str) -> dict[str, pd.DataFrame]:
-    if not hub_offline() and not hub_reachable():
+    if not hub_offline() and not hub_accepts_connections():
         # Without this check the Hub client retries for half a minute before giving up.
         raise HubUnreachableError(
             f"{source!r} is no local path and the Hugging Face Hub cannot be reached; {_LOCAL_HINT} "
@@ -235,7 +235,7 @@ def _hub_frames(source: str, text_column: str, label_column: str) -> dict[str, p
     try:
         loaded = datasets.load_dataset(source)
     except Exception as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        reason = first_line(error)
         raise HubUnreachableError(
             f"{source!r} is no local path and could not be loaded from the Hugging Face Hub "
             f"({reason[:160]}); {_LOCAL_HINT}"

@@ -1,4 +1,6 @@
-"""Which CPU engine runs a model fastest on this machine: measured once, cached, explained.
+"""Which engine (back end and precision) runs a model: the rules for the ``backend`` and
+``precision`` options, and on a CPU with both left at ``auto``, the fastest: measured once, cached,
+explained.
 
 CPU flags alone pick wrongly: on a Zen 4 core with AVX512-BF16, ONNX Runtime int8 beats PyTorch
 bf16 autocast, while on AMX cores bf16 may win. So the candidates this CPU can run are timed on a
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .errors import UserError
 
 ENGINE_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8",
                 "amx_bf16")
@@ -57,6 +60,42 @@ class EngineChoice:
     def from_dict(cls, data: dict[str, Any]) -> EngineChoice:
         return cls(Engine(**data["engine"]), str(data["reason"]), dict(data.get("seconds", {})),
                    list(data.get("cpu_flags", [])))
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def measures_engine(backend: str, device: str | None, precision: str) -> bool:
+    """``auto`` everything on a CPU: the engine is chosen by measuring (:func:`choose_cpu_engine`)."""
+    if backend != "auto" or precision != "auto" or device not in (None, "cpu"):
+        return False
+    return device == "cpu" or not may_have_accelerator()  # GPUs run PyTorch (bf16 where supported)
+
+
+def wants_onnx(backend: str, device: str | None, precision: str) -> bool:
+    """Whether to run a PyTorch model folder through a cached ONNX Runtime export."""
+    if backend == "onnx":
+        if precision == "bf16":
+            raise UserError("ONNX Runtime runs int8 or fp32 here; use --precision int8, fp32 or auto")
+        return True
+    if backend != "auto" or precision != "int8":
+        return False
+    if device not in (None, "cpu") or (device is None and may_have_accelerator()):
+        return False
+    try:
+        return all(importlib.util.find_spec(name) for name in ("onnxruntime", "onnx"))
+    except (ImportError, ValueError):
+        return False
+
+
+def may_have_accelerator() -> bool:
+    """A cheap look for a GPU (no torch import): NVIDIA driver files or an Apple-silicon Mac."""
+    if platform.system() == "Darwin" and platform.machine() == "arm64":
+        return True
+    return Path("/proc/driver/nvidia").exists() or Path("/dev/nvidia0").exists()
+
+
+# --------------------------------------------------------------------------- measuring on a CPU
 
 
 def cpu_flags() -> list[str]:

@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .classifier import Classifier
 from .errors import UserError
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .config import DataSpec, EvaluationConfig, InferenceConfig
     from .inference import SentimentClassifier
 
 
@@ -61,13 +63,16 @@ def classification_metrics(
 
 # --------------------------------------------------------------------------- transformer evaluation
 
-def test_frame(data: str | os.PathLike[str] | dict[str, pd.DataFrame] | pd.DataFrame, *,
-               cleaning: str = "basic", text_column: str = "text", label_column: str = "label",
-               seed: int = 42) -> pd.DataFrame:
-    """The labelled test split of ``data`` (a source, a dict of splits, or the test frame itself)."""
-    import pandas as pd
+def evaluation_spec(data: DataSpec | str | os.PathLike[str]) -> DataSpec:
+    """The data settings of an evaluation: a source name gets the defaults and no validation carve."""
+    from .config import DataSpec
 
-    from .data import load_splits
+    return data if isinstance(data, DataSpec) else DataSpec(str(data), validation_size=0)
+
+
+def test_frame(data: DataSpec | dict[str, pd.DataFrame] | pd.DataFrame) -> pd.DataFrame:
+    """The labelled test split of ``data`` (read as its settings say, from a dict of splits, or the frame)."""
+    import pandas as pd
 
     if isinstance(data, pd.DataFrame):
         return data
@@ -75,17 +80,16 @@ def test_frame(data: str | os.PathLike[str] | dict[str, pd.DataFrame] | pd.DataF
         if "test" not in data:
             raise UserError(f"data has no test split (found: {', '.join(sorted(data)) or 'none'})")
         return data["test"]
-    splits = load_splits(data, text_column=text_column, label_column=label_column, validation_size=0,
-                         seed=seed, cleaning=cleaning, require=("test",))  # type: ignore[arg-type]
-    return splits["test"]
+    return data.load(require=("test",))["test"]
 
 
-def score_frame(classifier: SentimentClassifier, frame: pd.DataFrame, *, batch_size: int | None = None,
+def score_frame(classifier: Classifier, frame: pd.DataFrame, *, batch_size: int | None = None,
                 progress: bool = False, batch_option: str = "--batch-size",
                 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Predict every review of ``frame``: metrics (with timing) and per-review predictions.
 
-    ``batch_option`` names the option to lower in the out-of-memory hint.
+    ``batch_option`` names the option to lower in the out-of-memory hint. A hybrid's metrics add
+    ``transformer_share``: the share of reviews its screen sent on to the transformer.
     """
     import pandas as pd
     from tqdm.auto import tqdm
@@ -116,6 +120,9 @@ def score_frame(classifier: SentimentClassifier, frame: pd.DataFrame, *, batch_s
             from .ratings import rating_metrics
 
             metrics.update(rating_metrics(frame["rating"], details.stars))
+    if details.decided_by is not None:
+        sent = int(np.sum(details.decided_by != "screen"))
+        metrics["transformer_share"] = round(sent / max(len(texts), 1), 4)
     return metrics, predictions
 
 
@@ -129,103 +136,88 @@ def write_evaluation(folder: str | os.PathLike[str], metrics: dict[str, Any], pr
 
 
 def evaluate_model(
-    model: str | os.PathLike[str] | SentimentClassifier,
-    data: str | os.PathLike[str] | dict[str, pd.DataFrame] | pd.DataFrame,
+    model: str | os.PathLike[str] | Classifier,
+    data: DataSpec | str | os.PathLike[str] | dict[str, pd.DataFrame] | pd.DataFrame,
     output: str | os.PathLike[str] | None = None,
+    settings: EvaluationConfig | None = None,
     *,
-    max_samples: int | None = None,
-    max_length: int | None = None,
-    truncation: str | None = None,
-    head_tokens: int | None = None,
-    batch_size: int | None = None,
-    cleaning: str = "basic",
-    text_column: str = "text",
-    label_column: str = "label",
-    seed: int = 42,
-    device: str | None = None,
-    precision: str = "auto",
     overwrite: bool = False,
-    trust_remote_code: bool = False,
     progress: bool = False,
     runs_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Score a sequence-classification model on the test split and return its metrics.
 
-    ``max_samples`` takes a fixed, seeded, label-stratified subset. Truncation is in tokens;
-    unset ``max_length``/``truncation``/``head_tokens`` come from the model's
+    ``settings.max_samples`` takes a fixed, seeded, label-stratified subset. Truncation is in
+    tokens; unset ``max_length``/``truncation``/``head_tokens`` come from the model's
     ``train_config.toml`` when it has one, else 512 (or the model's limit) and head-tail.
-    ``model`` may also be a loaded :class:`SentimentClassifier`. ``batch_size``: rows per batch
-    (default: chosen for the device, see :class:`SentimentClassifier`).
-    With ``output``, writes ``metrics.json`` and ``predictions.parquet`` there atomically; with
-    ``runs_dir``, records the run there (as every stage does: see ``tracking``).
-    A loaded hybrid (:func:`imdb_sentiment.hybrid.load_model`) adds ``transformer_share``.
+    ``model`` may also be a loaded :class:`~imdb_sentiment.classifier.Classifier`. ``batch_size``:
+    rows per batch (default: chosen for the device, see :class:`SentimentClassifier`).
+    ``data``: a :class:`DataSpec`, a source name (read with the defaults and no validation carve),
+    a dict of splits or the test frame itself; the metrics record its settings. With ``output``,
+    writes ``metrics.json`` and ``predictions.parquet`` there atomically; with ``runs_dir``, records
+    the run there (as every stage does: see ``tracking``). A loaded hybrid
+    (:func:`imdb_sentiment.hybrid.load_model`) adds ``transformer_share``.
     """
     from .artifacts import atomic_output_dir, check_output_dir
+    from .config import EvaluationConfig, InferenceConfig
     from .data import subsample
 
-    _check_evaluation_args(truncation, batch_size, max_samples)
+    settings = settings or EvaluationConfig()
+    frames = data if isinstance(data, dict) or _is_frame(data) else None
+    spec = evaluation_spec(data) if frames is None else None  # type: ignore[arg-type]
+    seed = settings.seed if settings.seed is not None else spec.seed if spec is not None else 42
+    batch_size = settings.batch_size
     started = time.perf_counter()
     if output is not None:
-        check_output_dir(output, overwrite, inputs=(model, data))  # fail before the slow part
+        source = spec.source if spec is not None else data
+        check_output_dir(output, overwrite, inputs=(model, source))  # fail before the slow part
     # The data first: a wrong path or column is reported in a second, not after the model loads.
-    frame = subsample(test_frame(data, cleaning=cleaning, text_column=text_column,
-                                 label_column=label_column, seed=seed), max_samples, seed)
-    classifier = model if isinstance(model, _classifier_type()) else _load_classifier(
-        model, max_length=max_length, truncation=truncation, head_tokens=head_tokens,
-        batch_size=batch_size, device=device, precision=precision, trust_remote_code=trust_remote_code)
-    sent_before = getattr(classifier, "transformer_reviews", None)  # hybrids count what they send on
+    frame = subsample(test_frame(spec or frames), settings.max_samples, seed)  # type: ignore[arg-type]
+    classifier = model if isinstance(model, Classifier) else _load_classifier(model, InferenceConfig(
+        max_length=settings.max_length, truncation=settings.truncation, head_tokens=settings.head_tokens,
+        batch_size=batch_size, device=settings.device, precision=settings.precision,
+        trust_remote_code=settings.trust_remote_code))
     metrics, predictions = score_frame(classifier, frame, batch_size=batch_size, progress=progress)
-    if sent_before is not None:
-        sent = classifier.transformer_reviews - sent_before  # type: ignore[attr-defined]
-        metrics.update(transformer_share=round(sent / max(len(frame), 1), 4),
-                       hybrid=classifier.info().get("hybrid"))
+    routing = classifier.info().get("hybrid")  # a hybrid: its mode, threshold and parts
+    if routing is not None:
+        metrics["hybrid"] = routing
+    # Ready frames were read and cleaned by the caller, so they have no data settings to record.
+    data_record = spec.record() if spec is not None else {"data": None, "cleaning": None}
     metrics.update(
-        model=classifier.name, data=str(data) if isinstance(data, str | os.PathLike) else None,
-        max_length=classifier.max_length, truncation=classifier.truncation,
+        model=classifier.name, max_length=classifier.max_length, truncation=classifier.truncation,
         head_tokens=classifier.head_tokens, batch_size=batch_size or classifier.batch_size,
-        device=classifier.device,
-        dtype=classifier.precision, cleaning=cleaning, max_samples=max_samples, seed=seed,
+        device=classifier.device, dtype=classifier.precision,
+        **{**data_record, "seed": seed},  # the subset's seed, the data's unless the settings name one
+        max_samples=settings.max_samples,
     )
     if output is not None:
         with atomic_output_dir(output, overwrite) as folder:
             write_evaluation(folder, metrics, predictions)
     if runs_dir is not None:
-        from .tracking import log_run
+        from .tracking import RunEntry, log_run
 
         params = {key: metrics[key] for key in ("data", "max_length", "truncation", "head_tokens",
                                                 "batch_size", "device", "dtype", "cleaning", "max_samples")}
-        log_run(runs_dir, stage="evaluate", model=str(model) if not isinstance(model, _classifier_type())
-                else model.name, params=params, metrics=metrics, duration=time.perf_counter() - started,
-                artifacts=[Path(output)] if output is not None else [])
+        name = model.name if isinstance(model, Classifier) else str(model)
+        log_run(runs_dir, RunEntry(stage="evaluate", model=name, params=params, metrics=metrics,
+                                   duration=time.perf_counter() - started,
+                                   artifacts=[Path(output)] if output is not None else []))
     return metrics
 
 
-def _check_evaluation_args(truncation: str | None, batch_size: int | None, max_samples: int | None) -> None:
-    from .config import InferenceConfig
+def _is_frame(data: object) -> bool:
+    import pandas as pd
 
-    InferenceConfig(truncation=truncation, batch_size=batch_size)
-    if max_samples is not None and max_samples <= 0:
-        raise UserError(f"--max-samples must be positive, got {max_samples}")
+    return isinstance(data, pd.DataFrame)
 
 
-def _classifier_type() -> type:
-    from .inference import SentimentClassifier
-
-    return SentimentClassifier
-
-
-def _load_classifier(model: str | os.PathLike[str], *, max_length: int | None, truncation: str | None,
-                     head_tokens: int | None, batch_size: int | None, device: str | None, precision: str,
-                     trust_remote_code: bool) -> SentimentClassifier:
+def _load_classifier(model: str | os.PathLike[str], config: InferenceConfig) -> SentimentClassifier:
     """Load ``model``; unset input settings default to those it was trained with."""
     from .encoding import check_max_length
     from .inference import SentimentClassifier
     from .modeling import load_config, load_tokenizer
 
-    if max_length is not None:  # a one-line refusal before the weights load
-        check_max_length(max_length, load_config(model, trust_remote_code),
-                         load_tokenizer(model, trust_remote_code))
-    return SentimentClassifier.load(
-        model, device=device, precision=precision, trust_remote_code=trust_remote_code,
-        max_length=max_length, truncation=truncation, head_tokens=head_tokens, batch_size=batch_size,
-    )
+    if config.max_length is not None:  # a one-line refusal before the weights load
+        check_max_length(config.max_length, load_config(model, config.trust_remote_code),
+                         load_tokenizer(model, config.trust_remote_code))
+    return SentimentClassifier.load(model, config=config)

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from sklearn.pipeline import Pipeline
 
+    from .classifier import Classifier
+    from .config import InferenceConfig
     from .inference import SentimentClassifier
 
 DEFAULT_STEPS = 16
@@ -149,10 +151,10 @@ class GradientExplainer:
 
     method = "integrated-gradients"
 
-    def __init__(self, classifier: SentimentClassifier, steps: int = DEFAULT_STEPS) -> None:
+    def __init__(self, classifier: Classifier, steps: int = DEFAULT_STEPS) -> None:
         if steps <= 0:
             raise UserError(f"integrated-gradient steps must be positive, got {steps}")
-        gradients = classifier.gradient_classifier()
+        gradients: SentimentClassifier = classifier.gradient_classifier()  # type: ignore[assignment]
         tokenizer = gradients.tokenizer
         if tokenizer is None or not getattr(tokenizer, "is_fast", False):
             raise UserError("explanations need a fast (Rust) tokenizer to map word pieces back to words")
@@ -245,14 +247,16 @@ def is_baseline_folder(path: Path) -> bool:
     return (path / MODEL_FILE).is_file() or (path / "model" / MODEL_FILE).is_file()
 
 
-def load_explainer(model: str | os.PathLike[str], *, device: str | None = None, steps: int = DEFAULT_STEPS,
-                   classifier: SentimentClassifier | None = None, **options: Any) -> Explainer:
+def load_explainer(model: str | os.PathLike[str], *, config: InferenceConfig | None = None,
+                   device: str | None = None, steps: int = DEFAULT_STEPS,
+                   classifier: Classifier | None = None, **options: Any) -> Explainer:
     """An explainer for a baseline folder (``baseline`` output or its ``model/``), a hybrid folder (its
     bag-of-words screen) or a classifier.
 
-    ``options`` go to :meth:`SentimentClassifier.load` (backend, precision, length, truncation, ...);
-    without them a transformer runs on PyTorch in fp32. Any engine explains: one without gradients
-    (ONNX Runtime, int8) predicts, and its PyTorch weights give the word weights.
+    ``config`` and keyword ``options`` over it go to :meth:`SentimentClassifier.load` (backend,
+    precision, length, truncation, ...); without a config a transformer runs on PyTorch in fp32.
+    Any engine explains: one without gradients (ONNX Runtime, int8) predicts, and its PyTorch
+    weights give the word weights.
     """
     from .exporters.onnx import ONNX_META
     from .hybrid import is_hybrid, screen_file
@@ -271,10 +275,11 @@ def load_explainer(model: str | os.PathLike[str], *, device: str | None = None, 
         raise UserError(f"{model} is an ONNX export without PyTorch weights, so it has no gradients to "
                         "explain; explain the PyTorch model folder it was exported from")
     if classifier is None:
+        from .config import InferenceConfig
         from .inference import SentimentClassifier
 
-        settings = {"precision": "fp32", "backend": "torch", **options}
-        classifier = SentimentClassifier.load(model, device=device, **settings)
+        settings = config or InferenceConfig(precision="fp32", backend="torch")
+        classifier = SentimentClassifier.load(model, config=settings, device=device, **options)
     return GradientExplainer(classifier, steps)
 
 

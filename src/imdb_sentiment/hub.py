@@ -18,8 +18,13 @@ def hub_offline() -> bool:
     return any(os.environ.get(name, "").strip().upper() in _TRUE for name in names)
 
 
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """A quick TCP probe of the Hub endpoint (skipped behind a proxy, which decides itself)."""
+def hub_accepts_connections(timeout: float = 3.0, *, honour_offline_mode: bool = False) -> bool:
+    """A quick TCP probe of the Hub endpoint (skipped behind a proxy, which decides itself).
+
+    With ``honour_offline_mode`` the answer is False whenever offline mode is set, without a probe.
+    """
+    if honour_offline_mode and hub_offline():
+        return False
     if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
         return True
     endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))

@@ -13,8 +13,9 @@ The screen costs about a hundredth of the transformer and makes different mistak
 
 A hybrid folder holds ``hybrid.json`` (the settings and the choices validation made), the
 baseline as a skops file loaded against its trusted types, and a reference to the transformer
-folder (or a copy of it). :func:`load_hybrid` gives a :class:`HybridClassifier`, which works
-wherever a :class:`~imdb_sentiment.inference.SentimentClassifier` does.
+folder (or a copy of it). :func:`load_hybrid` gives a :class:`HybridClassifier`: a
+:class:`~imdb_sentiment.classifier.Classifier`, so it works wherever a
+:class:`~imdb_sentiment.inference.SentimentClassifier` does.
 """
 
 from __future__ import annotations
@@ -30,12 +31,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .classifier import Classifier, Details, Progress, check_texts
 from .errors import UserError, first_line
-from .inference import Details, Progress, SentimentClassifier, _check_texts
+from .inference import SentimentClassifier
 
 if TYPE_CHECKING:
     import pandas as pd
     from sklearn.pipeline import Pipeline
+
+    from .config import DataSpec, InferenceConfig
 
 MODES = ("auto", "ensemble", "cascade")
 REFIT_AUTO, REFIT_FOLDS, REFIT_NONE = "auto", "folds", "none"
@@ -52,10 +56,10 @@ VERSIONS = (1,)
 BASELINE_PART = "baseline"
 TRANSFORMER_PART = "transformer"
 THRESHOLDS = np.round(np.arange(0.0, 0.5001, 0.01), 2)
+"""Cascade thresholds tried on validation: the screen decides where ``|p - 0.5|`` exceeds one."""
 MARGIN_SE = 1.0
 """A cascade threshold must beat the transformer alone on validation by this many standard errors
 of their paired accuracy difference, so that a choice made on a few thousand reviews holds."""
-"""Cascade thresholds tried on validation: the screen decides where ``|p - 0.5|`` exceeds one."""
 _EPS = 1e-6
 
 
@@ -275,31 +279,50 @@ def choose(screen: np.ndarray, transformer: np.ndarray, labels: np.ndarray, *, m
 # --------------------------------------------------------------------------- the classifier
 
 
-class HybridClassifier(SentimentClassifier):
-    """A screen plus a transformer with the :class:`SentimentClassifier` interface.
+class HybridClassifier(Classifier):
+    """A screen in front of a transformer, as one :class:`~imdb_sentiment.classifier.Classifier`.
 
     ``predict_details`` runs the screen on the whole batch and the transformer only on the
     reviews it must see; ``decided_by`` says who decided each one and the running counts
-    (``reviews``, ``transformer_reviews``) how much went to the transformer.
+    (``reviews``, ``transformer_reviews``) how much went to the transformer. How reviews become
+    inputs, the device and the precision are the transformer's (``transformer``).
     """
 
     def __init__(self, screen: Pipeline, transformer: SentimentClassifier, settings: HybridSettings,
                  name: str = "") -> None:
-        # No SentimentClassifier.__init__: the transformer part is already built; the attributes
-        # callers read (settings, device, batch size ...) are its own.
         self.screen = screen
         self.transformer = transformer
         self.settings = settings
-        for attribute in ("backend", "encoder", "tokenizer", "max_length", "truncation", "head_tokens",
-                          "chunk_overlap", "cleaning", "batch_size", "max_batch_tokens", "_order",
-                          "engine_reason"):
-            setattr(self, attribute, getattr(transformer, attribute))
         self.name = name
         self.mode = resolve_mode(settings.mode, transformer.device)
         self.threshold = settings.threshold
         self._positive = list(screen.classes_).index(1)
         self.reviews = 0
         self.transformer_reviews = 0
+
+    @property
+    def max_length(self) -> int:  # type: ignore[override]
+        return self.transformer.max_length
+
+    @property
+    def truncation(self) -> str:  # type: ignore[override]
+        return self.transformer.truncation
+
+    @property
+    def head_tokens(self) -> int:  # type: ignore[override]
+        return self.transformer.head_tokens
+
+    @property
+    def batch_size(self) -> int:  # type: ignore[override]
+        return self.transformer.batch_size
+
+    @property
+    def device(self) -> str:  # type: ignore[override]
+        return self.transformer.device
+
+    @property
+    def precision(self) -> str:  # type: ignore[override]
+        return self.transformer.precision
 
     def override(self, mode: str | None = None, threshold: float | None = None) -> HybridClassifier:
         """Use another mode or threshold than the folder's for this session."""
@@ -310,7 +333,8 @@ class HybridClassifier(SentimentClassifier):
         return self
 
     def gradient_classifier(self) -> SentimentClassifier:
-        """The transformer part with gradients, for explanations (see the base class)."""
+        """The transformer part with gradients, for explanations
+        (see :meth:`SentimentClassifier.gradient_classifier`)."""
         return self.transformer.gradient_classifier()
 
     def info(self) -> dict[str, Any]:
@@ -328,9 +352,9 @@ class HybridClassifier(SentimentClassifier):
 
     def predict_details(self, texts: Sequence[str], batch_size: int | None = None,
                         progress: Progress | None = None, *, cache: bool = False) -> Details:
-        """As :meth:`SentimentClassifier.predict_details`; only uncertain texts reach the transformer
+        """As :meth:`Classifier.predict_details`; only uncertain texts reach the transformer
         (``cache``: its token cache, for them)."""
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         screen = self.screen_positive(texts)
         sure = screen_decides(screen, self.mode, self.threshold)
         if progress is not None and sure.any():
@@ -353,8 +377,10 @@ class HybridClassifier(SentimentClassifier):
         return Details(probabilities, tokens, truncated, windows, decided_by=decided.astype(str))
 
 
-def load_hybrid(folder: str | os.PathLike[str], **transformer_options: Any) -> HybridClassifier:
-    """Load a hybrid folder; ``transformer_options`` go to :meth:`SentimentClassifier.load`."""
+def load_hybrid(folder: str | os.PathLike[str], config: InferenceConfig | None = None,
+                **transformer_options: Any) -> HybridClassifier:
+    """Load a hybrid folder; ``config`` and ``transformer_options`` go to :meth:`SentimentClassifier.load`
+    for its transformer."""
     from .baselines import load_baseline
 
     root = Path(folder)
@@ -363,10 +389,10 @@ def load_hybrid(folder: str | os.PathLike[str], **transformer_options: Any) -> H
     transformer = _part(root, settings.transformer, "transformer")
     screen = load_baseline(baseline)
     check_screen(screen, baseline)
-    model = SentimentClassifier.load(transformer, **transformer_options)
-    if list(model._order) != list(settings.transformer_labels):
+    model = SentimentClassifier.load(transformer, config=config, **transformer_options)
+    if list(model.label_order) != list(settings.transformer_labels):
         raise UserError(f"mismatched label orders: the transformer at {transformer} puts negative/positive "
-                        f"at {model._order}, the hybrid was fitted with {settings.transformer_labels}; "
+                        f"at {model.label_order}, the hybrid was fitted with {settings.transformer_labels}; "
                         "rebuild it with `imdb-sentiment hybrid`")
     return HybridClassifier(screen, model, settings, name=str(folder))
 
@@ -393,17 +419,17 @@ def is_hybrid(folder: str | os.PathLike[str]) -> bool:
     return (Path(str(folder)).expanduser() / HYBRID_FILE).is_file()
 
 
-def load_model(id_or_path: str | os.PathLike[str], *, mode: str | None = None, threshold: float | None = None,
-               **options: Any) -> SentimentClassifier:
-    """The one loader behind predict, serve and evaluate: a hybrid folder or anything
-    :meth:`SentimentClassifier.load` takes. ``mode``/``threshold`` override a hybrid's own and are
-    refused for a plain model."""
+def load_model(id_or_path: str | os.PathLike[str], config: InferenceConfig | None = None, *,
+               mode: str | None = None, threshold: float | None = None, **options: Any) -> Classifier:
+    """The one loader behind predict, serve, evaluate and Ray scoring: a hybrid folder or anything
+    :meth:`SentimentClassifier.load` takes, with its settings (``config``, then keyword ``options``
+    over it). ``mode``/``threshold`` override a hybrid's own and are refused for a plain model."""
     if is_hybrid(id_or_path):
-        return load_hybrid(Path(str(id_or_path)).expanduser(), **options).override(mode, threshold)
+        return load_hybrid(Path(str(id_or_path)).expanduser(), config, **options).override(mode, threshold)
     if mode is not None or threshold is not None:
         raise UserError(f"--mode and --threshold apply to hybrid folders only; {id_or_path} is not one "
                         f"(no {HYBRID_FILE})")
-    return SentimentClassifier.load(id_or_path, **options)
+    return SentimentClassifier.load(id_or_path, config=config, **options)
 
 
 def _part(root: Path, where: str, what: str) -> Path:
@@ -460,6 +486,14 @@ class HybridConfig:
             raise UserError(f"refit folds must be 2 or more, got {self.refit_folds}")
         if not self.refit_by or not self.refit_by.strip():
             raise UserError(f"--refit-by takes {', '.join(REFIT_SCHEMES)} or a group column, got nothing")
+
+    def data_spec(self, source: str | os.PathLike[str]) -> DataSpec:
+        """How the hybrid reads ``source``: the carve its two parts were trained with."""
+        from .config import DataSpec
+
+        return DataSpec(str(source), text_column=self.text_column, label_column=self.label_column,
+                        cleaning=self.cleaning, seed=self.seed, validation_size=self.validation_size,
+                        group_column=self.group_column)
 
 
 def baseline_model_dir(path: str | os.PathLike[str]) -> Path:
@@ -536,17 +570,13 @@ def build_hybrid(baseline: str | os.PathLike[str], transformer: str | os.PathLik
     ``runs_dir``, records the run there (as every stage does: see ``tracking``).
     """
     from .artifacts import check_output_dir
-    from .data import load_splits
 
     started = time.perf_counter()
     check_output_dir(output, overwrite)
     baseline_dir = baseline_model_dir(baseline)
     transformer_dir = check_transformer_dir(transformer)
     check_same_split(config, baseline_dir, transformer_dir)
-    frames = load_splits(data, text_column=config.text_column, label_column=config.label_column,
-                         validation_size=config.validation_size, seed=config.seed,
-                         cleaning=config.cleaning, require=("train", "validation"),  # type: ignore[arg-type]
-                         group_column=config.group_column)
+    frames = config.data_spec(data).load(require=("train", "validation"))
     return fit_hybrid(baseline_dir, transformer_dir, frames, output, config, data=str(data),
                       overwrite=overwrite, progress=progress, runs_dir=runs_dir, started=started)
 
@@ -570,7 +600,7 @@ def fit_hybrid(baseline: str | os.PathLike[str], transformer: str | os.PathLike[
     say(f"scoring {len(validation):,} validation reviews with both parts")
     model = SentimentClassifier.load(transformer_dir, device=config.device, backend=config.backend)
     settings = HybridSettings(mode=config.mode, screen_cleaning=config.cleaning,
-                              transformer_labels=list(model._order))
+                              transformer_labels=list(model.label_order))
     hybrid = HybridClassifier(screen, model, settings)
     texts = validation["text"].tolist()
     scheme = resolve_refit(config, frames["train"], validation)
@@ -617,7 +647,7 @@ def _baseline_metrics_file(baseline_dir: Path) -> Path:
 
 def _record_hybrid(runs_dir: str | os.PathLike[str], output: str | os.PathLike[str],
                    metrics: dict[str, Any]) -> None:
-    from .tracking import log_run
+    from .tracking import RunEntry, log_run
 
     accuracy = metrics["validation_accuracy"]
     params = {key: metrics[key] for key in ("data", "baseline", "transformer", "mode", "threshold",
@@ -627,8 +657,8 @@ def _record_hybrid(runs_dir: str | os.PathLike[str], output: str | os.PathLike[s
               "validation_transformer_share": metrics["validation_transformer_share"],
               "train_seconds": metrics["train_seconds"], "n_validation": metrics["n_validation"],
               **{f"validation_accuracy_{key}": value for key, value in accuracy.items()}}
-    log_run(runs_dir, stage="hybrid", model=str(output), params=params, metrics=scores,
-            duration=metrics.get("seconds"), artifacts=[output])
+    log_run(runs_dir, RunEntry(stage="hybrid", model=str(output), params=params, metrics=scores,
+                               duration=metrics.get("seconds"), artifacts=[output]))
 
 
 def save_hybrid(output: str | os.PathLike[str], settings: HybridSettings, choice: Choice, baseline_dir: Path,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .config import TrainConfig
+from .formatting import format_value
 from .modeling import is_local
 
 IMDB_HUB_ID = "stanfordnlp/imdb"
@@ -85,7 +86,7 @@ def _results(metrics: dict[str, Any]) -> str:
             ("validation accuracy (best epoch)", metrics.get("validation_accuracy")),
             ("training time (s)", metrics.get("train_seconds")), ("device", metrics.get("device"))]
     lines = ["## Results\n", "| metric | value |", "|---|---|"]
-    lines += [f"| {label} | {_fmt(value)} |" for label, value in rows if value is not None]
+    lines += [f"| {label} | {format_value(value, digits=4)} |" for label, value in rows if value is not None]
     if "accuracy" not in metrics:
         lines.append("\nThe test split was not scored in this run.")
     return "\n".join(lines) + "\n"
@@ -93,7 +94,8 @@ def _results(metrics: dict[str, Any]) -> str:
 
 def _hyper_parameters(config: TrainConfig) -> str:
     lines = ["## Training settings\n", "| setting | value |", "|---|---|"]
-    lines += [f"| {key} | {_fmt(value)} |" for key, value in config.to_dict().items() if value is not None]
+    lines += [f"| {key} | {format_value(value, digits=4)} |"
+              for key, value in config.to_dict().items() if value is not None]
     lines.append("\nThe full run file is `train_config.toml`: "
                  "`imdb-sentiment train --config train_config.toml --output DIR` repeats the run.")
     return "\n".join(lines) + "\n"
@@ -128,12 +130,6 @@ classify = pipeline("text-classification", model="{where}")
 classify("A moving, beautifully acted film.", truncation=True, max_length={config.max_length})
 ```
 """
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
 
 
 def render_hybrid_card(settings: Any, metrics: dict[str, Any]) -> str:

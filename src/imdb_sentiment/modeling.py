@@ -48,9 +48,9 @@ def resolve_model_source(id_or_path: str | os.PathLike[str]) -> str:
         return str(path)
     if is_local(text):
         raise UserError(f"model path not found: {text}")
-    from .hub import hub_offline, hub_reachable
+    from .hub import hub_accepts_connections, hub_offline
 
-    if not hub_offline() and not hub_reachable():  # else the Hub client retries for half a minute
+    if not hub_offline() and not hub_accepts_connections():  # else the Hub client retries for half a minute
         raise HubUnreachableError(
             f"model path not found: {text}, and the Hugging Face Hub cannot be reached to load it as a "
             "Hub id; pass a local model folder, e.g. --model ../shared/models/all-MiniLM-L6-v2")
@@ -65,7 +65,8 @@ def _baseline_hint(folder: Path) -> str:
             "`hybrid --baseline` combines with a transformer")
 
 
-def _hub_error(id_or_path: str, error: Exception) -> UserError:
+def hub_error(id_or_path: str, error: Exception) -> UserError:
+    """The one-line error for a model that failed to load: from a local path, or from the Hub."""
     if is_local(id_or_path):
         return UserError(f"cannot load model from {id_or_path}: {first_line(error)}")
     return HubUnreachableError(
@@ -82,7 +83,7 @@ def load_config(id_or_path: str | os.PathLike[str], trust_remote_code: bool = Fa
     try:
         return AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
-        raise _hub_error(source, error) from error
+        raise hub_error(source, error) from error
 
 
 def load_tokenizer(id_or_path: str | os.PathLike[str], trust_remote_code: bool = False
@@ -94,7 +95,7 @@ def load_tokenizer(id_or_path: str | os.PathLike[str], trust_remote_code: bool =
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
-        raise _hub_error(source, error) from error
+        raise hub_error(source, error) from error
     # Without vocabulary files transformers builds a tokenizer of special tokens only, which turns
     # every word into [UNK], so the model scores at chance; a Hub id can lack them as a folder can.
     added = getattr(tokenizer, "added_tokens_decoder", None) or {}
@@ -169,7 +170,7 @@ def load_classifier(
     try:
         model = AutoModelForSequenceClassification.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as error:
-        raise _hub_error(source, error) from error
+        raise hub_error(source, error) from error
     return model, tokenizer
 
 

@@ -20,6 +20,8 @@ from .errors import UserError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .config import DataSpec
+
 DEFAULT_MODEL = "distilbert-base-uncased"
 DEFAULT_PRETRAINED = "distilbert-base-uncased-finetuned-sst-2-english"
 AUTO = "auto"
@@ -56,6 +58,12 @@ class QuickstartPlan:
     epochs: float = 3.0
     seed: int = 42
     skipped: str = ""
+
+    def data_spec(self) -> DataSpec:
+        """The reviews every stage reads, carved as ``train`` carves them with the same seed."""
+        from .config import DataSpec
+
+        return DataSpec(self.data, seed=self.seed, validation_size=VALIDATION_SIZE)
 
     def describe(self) -> str:
         def size(n: int | None, what: str) -> str:
@@ -102,17 +110,12 @@ def _pretrained(value: str) -> tuple[str | None, str]:
         return None, "pretrained classifier: skipped (--pretrained none)"
     if value.strip().lower() != AUTO:
         return value, ""
-    if hub_reachable():
+    from .hub import hub_accepts_connections
+
+    if hub_accepts_connections(honour_offline_mode=True):  # offline, the Hub default is skipped, not retried
         return DEFAULT_PRETRAINED, ""
     return None, (f"pretrained classifier: skipped ({DEFAULT_PRETRAINED} needs the Hugging Face Hub, "
                   "which is unreachable; pass --pretrained PATH to a local classifier)")
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """A quick connection test, so an offline machine skips a Hub default instead of retrying."""
-    from . import hub
-
-    return not hub.hub_offline() and hub.hub_reachable(timeout)
 
 
 # --------------------------------------------------------------------------- the job
@@ -166,9 +169,9 @@ def _stage(echo: Echo, name: str, action: Callable[[], tuple[str, float]]) -> fl
 def _load(plan: QuickstartPlan, echo: Echo) -> dict[str, pd.DataFrame]:
     """The train reviews every trained stage learns from and the test reviews every stage is scored on:
     the same seeded subsets that ``train`` draws from the same source, so the stages compare fairly."""
-    from .data import load_splits, subsample
+    from .data import subsample
 
-    frames = load_splits(plan.data, seed=plan.seed, validation_size=VALIDATION_SIZE)
+    frames = plan.data_spec().load(require=("train", "test"))
     frames["full_train"] = frames["train"]  # what a ready model (trained elsewhere on all of it) saw
     frames["train"] = subsample(frames["train"], plan.max_train_samples, plan.seed)
     frames["validation"] = subsample(frames["validation"], plan.max_eval_samples, plan.seed)
@@ -220,12 +223,13 @@ def _score_baseline(model: Any, test: pd.DataFrame) -> tuple[dict[str, Any], pd.
 def run_pretrained_stage(plan: QuickstartPlan, frames: dict[str, pd.DataFrame], session: str
                          ) -> tuple[str, float]:
     """Score a ready-made sentiment classifier, as it comes, on the test reviews."""
+    from .config import EvaluationConfig
     from .evaluation import evaluate_model
 
     started = time.perf_counter()
     folder = plan.output / "pretrained"
-    metrics = evaluate_model(plan.pretrained, {"test": frames["test"]}, folder, max_length=plan.max_length,
-                             seed=plan.seed, overwrite=True)
+    metrics = evaluate_model(plan.pretrained, {"test": frames["test"]}, folder,
+                             EvaluationConfig(max_length=plan.max_length, seed=plan.seed), overwrite=True)
     params = {k: metrics.get(k) for k in ("max_length", "truncation", "batch_size", "device", "dtype")}
     seconds = _record(plan, session, "pretrained", str(plan.pretrained), metrics, started,
                       [folder / "predictions.parquet"], params)
@@ -239,7 +243,7 @@ def run_finetune_stage(plan: QuickstartPlan, frames: dict[str, pd.DataFrame], se
     ``train`` reads the data source itself (and draws the same subsets as ``_load``), so the saved
     ``train_config.toml`` names the real data and ``train --config`` repeats the run.
     """
-    from .config import preset
+    from .config import TrainRun, preset
     from .training import train
 
     started = time.perf_counter()
@@ -247,8 +251,9 @@ def run_finetune_stage(plan: QuickstartPlan, frames: dict[str, pd.DataFrame], se
                                     max_train_samples=plan.max_train_samples,
                                     max_eval_samples=plan.max_eval_samples)
     folder = plan.output / "fine-tuned"
-    result = train(plan.model, plan.data, folder, config, overwrite=True, progress=_terminal(),
-                   max_test_samples=plan.max_test_samples)
+    settings = TrainRun(max_test_samples=plan.max_test_samples)
+    result = train(plan.model, plan.data_spec(), folder, config, settings, overwrite=True,
+                   progress=_terminal())
     metrics = {**(result.test_metrics or {}), "validation": result.validation_metrics,
                "train_seconds": result.train_seconds, "n_train": result.extra.get("n_train")}
     seconds = _record(plan, session, "train", plan.model, metrics, started,
@@ -260,13 +265,14 @@ def run_ready_stage(plan: QuickstartPlan, frames: dict[str, pd.DataFrame], sessi
     """Score a model fine-tuned elsewhere (e.g. the full-data GPU run) on the same test reviews, at the
     length it was trained with: what the full pipeline reaches, next to this machine's quick run."""
     from .artifacts import read_json
+    from .config import EvaluationConfig
     from .evaluation import evaluate_model
 
     started = time.perf_counter()
     folder = plan.output / "ready-model"
     ready = str(plan.ready_model)
-    metrics = evaluate_model(ready, {"test": frames["test"]}, folder, seed=plan.seed, overwrite=True,
-                             progress=_terminal())
+    metrics = evaluate_model(ready, {"test": frames["test"]}, folder, EvaluationConfig(seed=plan.seed),
+                             overwrite=True, progress=_terminal())
     trained = Path(ready).expanduser() / "metrics.json"
     origin = read_json(trained) if trained.is_file() else {}
     # Its training happened elsewhere (params say where); the report places it on the time plot.
@@ -292,6 +298,7 @@ def run_hybrid_stage(plan: QuickstartPlan, frames: dict[str, pd.DataFrame], sess
 
     from .artifacts import write_json
     from .baselines import fit_baseline, save_baseline
+    from .config import EvaluationConfig
     from .evaluation import evaluate_model
     from .hybrid import HybridConfig, fit_hybrid, load_model
 
@@ -308,8 +315,8 @@ def run_hybrid_stage(plan: QuickstartPlan, frames: dict[str, pd.DataFrame], sess
         parts = {"train": train, "validation": frames["validation"]}  # the refits drop from the screen's own
         chosen = fit_hybrid(screen_dir, transformer, parts, folder, config, data=plan.data, overwrite=True)
     model = load_model(folder, device=plan.device)
-    metrics = evaluate_model(model, {"test": frames["test"]}, plan.output / "hybrid-test", seed=plan.seed,
-                             overwrite=True, progress=_terminal())
+    metrics = evaluate_model(model, {"test": frames["test"]}, plan.output / "hybrid-test",
+                             EvaluationConfig(seed=plan.seed), overwrite=True, progress=_terminal())
     metrics.update(n_train=len(train), train_seconds=chosen["train_seconds"], mode=model.mode,
                    threshold=chosen["threshold"], screen_weight=chosen["screen_weight"],
                    validation_accuracy=chosen["validation_accuracy"]["ensemble"])
@@ -359,12 +366,13 @@ def _terminal() -> bool:
 def _record(plan: QuickstartPlan, session: str, stage: str, model: str, metrics: dict[str, Any],
             started: float, artifacts: list[Path], params: dict[str, Any], history: Any = ()) -> float:
     """Record the stage with its duration from ``started`` to now; return that duration."""
-    from .tracking import log_run
+    from .tracking import RunEntry, log_run
 
     duration = round(time.perf_counter() - started, 1)
-    log_run(plan.runs_dir, stage=stage, model=model, params=params, metrics=metrics, duration=duration,
-            artifacts=[p for p in artifacts if p.exists()], history=list(history or ()),
-            tags={"quickstart": session, "split": "test", "data": plan.data})
+    log_run(plan.runs_dir, RunEntry(
+        stage=stage, model=model, params=params, metrics=metrics, duration=duration,
+        artifacts=[p for p in artifacts if p.exists()], history=list(history or ()),
+        tags={"quickstart": session, "split": "test", "data": plan.data}))
     return duration
 
 

@@ -2,7 +2,7 @@
 
 The files (a folder, a glob or one file; parquet, CSV or JSONL) become one Ray dataset read by
 Ray's own readers; ``map_batches`` sends batches of rows to a fixed pool of actors, each of which
-loads the classifier once and scores with the same :func:`inference.predict_frame` as
+loads the classifier once and scores with the same :func:`scoring.predict_frame` as
 single-process ``predict``, so the output parquet parts hold the same columns (input columns plus
 label, score, truncated, error) and a bad row gets its ``error`` instead of stopping the job.
 Row order is not kept across parts: join on an id column. On a cluster, the model, the inputs and
@@ -11,12 +11,14 @@ the output folder must be paths every node can read (or write): a shared file sy
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .config import InferenceConfig
 from .errors import UserError, first_line
 
 if TYPE_CHECKING:
@@ -34,7 +36,7 @@ CPU behind a full actor pool would never run."""
 
 @dataclass
 class RayScoring:
-    """One ``predict --engine ray`` job; ``classifier`` holds ``hybrid.load_model`` options."""
+    """One ``predict --engine ray`` job; each actor loads ``model`` with ``hybrid.load_model``."""
 
     model: str
     inputs: str
@@ -48,7 +50,12 @@ class RayScoring:
     rows_per_batch: int = 256
     overwrite: bool = False
     progress: bool = False
-    classifier: dict[str, Any] = field(default_factory=dict)
+    config: InferenceConfig = field(default_factory=InferenceConfig)
+    """How the classifier reads reviews and runs."""
+    mode: str | None = None
+    """A hybrid folder's mode for this job (None: the folder's own)."""
+    threshold: float | None = None
+    """A hybrid folder's cascade threshold for this job (None: the folder's own)."""
 
 
 @dataclass
@@ -108,7 +115,7 @@ def score_files(job: RayScoring) -> RaySummary:
         dataset = _read(ray, files, job.text_column, job.progress)
         actors = job.actors or _default_actors(ray, job)
         scored = dataset.map_batches(
-            _Scorer, fn_constructor_args=(model, job.classifier, job.text_column, job.cpus_per_actor),
+            _Scorer, fn_constructor_args=(model, job, job.cpus_per_actor),
             batch_format="pandas", batch_size=job.rows_per_batch,
             compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=job.cpus_per_actor, num_gpus=job.gpus_per_actor)
@@ -132,10 +139,10 @@ def _resolved_model(job: RayScoring) -> str:
 
     local = Path(job.model).expanduser()
     model = str(local.resolve()) if local.exists() else job.model
-    options = dict(job.classifier)
+    config = job.config
     if job.gpus_per_actor > 0:  # this process may have no GPU; the actors' device is checked there
-        options["device"] = "cpu"
-    load_model(model, **options)
+        config = dataclasses.replace(config, device="cpu")
+    load_model(model, config, mode=job.mode, threshold=job.threshold)
     return model
 
 
@@ -181,19 +188,19 @@ def _default_actors(ray: Any, job: RayScoring) -> int:
 class _Scorer:
     """A Ray actor: loads the classifier once, then scores batch after batch."""
 
-    def __init__(self, model: str, options: dict[str, Any], text_column: str, cpus: float) -> None:
+    def __init__(self, model: str, job: RayScoring, cpus: float) -> None:
         import torch
 
         from .hybrid import load_model
 
         torch.set_num_threads(max(1, int(cpus)))  # one thread per reserved CPU: actors do not fight
-        self.classifier = load_model(model, **options)  # a hybrid folder too
-        self.text_column = text_column
+        self.classifier = load_model(model, job.config, mode=job.mode, threshold=job.threshold)
+        self.text_column = job.text_column
 
     def __call__(self, batch: pd.DataFrame) -> pa.Table:
         import pyarrow as pa
 
-        from .inference import predict_frame
+        from .scoring import predict_frame
 
         out, names = predict_frame(self.classifier, batch, self.text_column)
         # Fixed types, so a part with no errors (or only errors) has the same schema as the others.

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import UserError
+from .formatting import format_value, short_model_name
 from .plots import (
     new_figure,
     plot_confusion_matrix,
@@ -350,7 +351,7 @@ def _story_section(document: Document, entries: Sequence[Entry]) -> None:
     for stage in STAGE_ORDER:
         best = best_entry([e for e in entries if e.stage == stage])
         if best is not None:
-            steps.append(f"**{STAGE_TITLES[stage]}** — `{_short(best.model)}`: accuracy "
+            steps.append(f"**{STAGE_TITLES[stage]}** — `{short_model_name(best.model)}`: accuracy "
                          f"{_num(best.accuracy)} on {best.reviews or '?'} {best.split} reviews"
                          + _training_phrase(best))
     if steps:
@@ -401,9 +402,10 @@ def _leaderboard_section(document: Document, entries: Sequence[Entry]) -> None:
     document.heading("Leaderboard")
     headers = ["stage", "model", "train reviews", "split", "reviews", "accuracy", "F1", "ROC AUC",
                "train time", "eval reviews/s", "hardware", "run"]
-    rows = [[STAGE_TITLES.get(e.stage, e.stage), f"`{_short(e.model)}`", _int(e.train_reviews), e.split,
-             _int(e.reviews), _num(e.accuracy), _num(e.f1), _num(e.roc_auc), _seconds(e.train_seconds),
-             _num(e.reviews_per_second, 1), e.record.tags.get("hardware", ""), e.record.run_id[:8]]
+    rows = [[STAGE_TITLES.get(e.stage, e.stage), f"`{short_model_name(e.model)}`", _int(e.train_reviews),
+             e.split, _int(e.reviews), _num(e.accuracy), _num(e.f1), _num(e.roc_auc),
+             _seconds(e.train_seconds), _num(e.reviews_per_second, 1), e.record.tags.get("hardware", ""),
+             e.record.run_id[:8]]
             for e in entries]
     document.table(headers, rows)
     notes = [f"{e.record.run_id[:8]}: {e.note}." for e in entries if e.note]
@@ -418,8 +420,8 @@ def _rating_section(document: Document, entries: Sequence[Entry]) -> None:
         mae = e.record.metric(f"{e.split}_mae", "mae")
         if mae is not None:
             within = e.record.metric(f"{e.split}_within_one_star", "within_one_star")
-            rows.append([STAGE_TITLES.get(e.stage, e.stage), f"`{_short(e.model)}`", e.split, _num(mae, 3),
-                         _num(within, 3), _num(e.accuracy), e.record.run_id[:8]])
+            rows.append([STAGE_TITLES.get(e.stage, e.stage), f"`{short_model_name(e.model)}`", e.split,
+                         _num(mae, 3), _num(within, 3), _num(e.accuracy), e.record.run_id[:8]])
     if rows:
         document.heading("Star ratings")
         document.table(["stage", "model", "split", "MAE (stars)", "within one star", "accuracy", "run"], rows)
@@ -430,10 +432,10 @@ def _best_section(document: Document, entries: Sequence[Entry], folder: Path) ->
     if best is None or best.confusion is None:
         return
     document.heading("Confusion matrix of the best model")
-    title = f"{_short(best.model)} ({STAGE_TITLES.get(best.stage, best.stage)}), {best.split}"
+    title = f"{short_model_name(best.model)} ({STAGE_TITLES.get(best.stage, best.stage)}), {best.split}"
     plot_confusion_matrix(best.confusion, folder / "confusion_matrix.png", title)
     (tn, fp), (fn, tp) = best.confusion
-    document.para(f"`{_short(best.model)}` ({STAGE_TITLES.get(best.stage, best.stage)}, run "
+    document.para(f"`{short_model_name(best.model)}` ({STAGE_TITLES.get(best.stage, best.stage)}, run "
                   f"{best.record.run_id[:8]}): {tp:,} positive and {tn:,} negative reviews right, "
                   f"{fp:,} negative reviews called positive, {fn:,} positive reviews called negative.")
     document.image("confusion_matrix.png", f"Confusion matrix: {title}")
@@ -444,7 +446,7 @@ def _roc_section(document: Document, entries: Sequence[Entry], folder: Path) -> 
     for entry in entries:
         frame = _predictions(entry.record)
         if frame is not None and frame["label"].nunique() == 2:
-            label = f"{STAGE_TITLES.get(entry.stage, entry.stage)}: {_short(entry.model)}"
+            label = f"{STAGE_TITLES.get(entry.stage, entry.stage)}: {short_model_name(entry.model)}"
             curves.append((label, frame["label"].to_numpy(), frame["score"].to_numpy()))
     if not curves:
         return
@@ -487,7 +489,7 @@ def _study_section(document: Document, study: optuna.Study, folder: Path) -> Non
         document.para(f"Trials: {counts}. No trial has completed yet.")
         return
     best = max(complete, key=lambda t: t.value)
-    settings = ", ".join(f"{k} = {_fmt(v)}" for k, v in best.params.items())
+    settings = ", ".join(f"{k} = {format_value(v)}" for k, v in best.params.items())
     document.para(f"Trials: {counts}. Best: trial {best.number}, validation accuracy "
                   f"{best.value:.4f} with {settings}.")
     name = _UNSAFE.sub("_", study.study_name)
@@ -551,12 +553,3 @@ def _seconds(value: float | None) -> str:
     if value is None:
         return "—"
     return f"{value:.1f} s" if value < 120 else f"{value / 60:.1f} min"
-
-
-def _short(model: str) -> str:
-    return Path(str(model).rstrip("/")).name or str(model)
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-

@@ -34,8 +34,8 @@ from pydantic import BaseModel, Field, StrictStr
 from starlette.exceptions import HTTPException
 
 from . import __version__
+from .classifier import Classifier, Details, to_predictions
 from .errors import UserError
-from .inference import Details, SentimentClassifier, to_predictions
 
 DEFAULT_MAX_TEXTS = 64
 """Texts per request."""
@@ -229,7 +229,7 @@ class _Rejected(Exception):
 # --------------------------------------------------------------------------- app
 
 
-def create_app(classifier: SentimentClassifier, *, max_texts: int = DEFAULT_MAX_TEXTS,
+def create_app(classifier: Classifier, *, max_texts: int = DEFAULT_MAX_TEXTS,
                max_chars: int = DEFAULT_MAX_CHARS, max_batch: int = DEFAULT_MAX_BATCH,
                max_wait_ms: float = DEFAULT_MAX_WAIT_MS, show_paths: bool = False) -> FastAPI:
     """The service app around a loaded classifier (tests pass a tiny one to ``TestClient``).
@@ -564,13 +564,13 @@ def check_address(host: str, port: int) -> None:
         raise UserError(f"cannot listen on {host}:{port}: {reason}") from error
 
 
-def serve(classifier: SentimentClassifier, host: str = "127.0.0.1", port: int = 8000, *,
+def serve(classifier: Classifier, host: str = "127.0.0.1", port: int = 8000, *,
           log_level: str = "info", **limits: Any) -> None:
     """Run the service with uvicorn until interrupted."""
     import uvicorn
 
     app = create_app(classifier, **limits)  # limits are checked before the port is taken
     check_address(host, port)
-    print(f"serving {classifier.name} ({classifier.backend.name} {classifier.precision}) on "
+    print(f"serving {classifier.name} ({classifier.info()['backend']} {classifier.precision}) on "
           f"http://{host}:{port}/  (API docs: /docs)", file=sys.stderr, flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -29,6 +29,7 @@ from typing import Any
 
 from .artifacts import write_json
 from .errors import UserError, first_line
+from .formatting import short_model_name
 
 EXPERIMENT = "imdb-sentiment"
 DB_NAME = "mlflow.db"
@@ -172,32 +173,41 @@ def open_store(runs_dir: str | os.PathLike[str]) -> tuple[Any, str]:
 # --------------------------------------------------------------------------- recording
 
 
-def log_run(
-    runs_dir: str | os.PathLike[str] | None,
-    *,
-    stage: str,
-    model: str,
-    params: Mapping[str, Any] | None = None,
-    metrics: Mapping[str, Any] | None = None,
-    duration: float | None = None,
-    artifacts: Iterable[str | os.PathLike[str]] = (),
-    tags: Mapping[str, Any] | None = None,
-    history: Sequence[Mapping[str, Any]] = (),
-    status: str = "FINISHED",
-    strict: bool = False,
-) -> str | None:
-    """Record one run; return its id, or ``None`` when tracking is off or failed.
+@dataclass(frozen=True)
+class RunEntry:
+    """What one stage records: its name, what it ran on, its settings, scores and files.
 
     ``params`` and ``metrics`` may nest (flattened with ``.`` and ``_``); non-numeric metrics are
     kept in the ``metrics.json`` artifact only. ``history`` holds per-epoch dicts, logged as steps.
+    """
+
+    stage: str
+    model: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    duration: float | None = None
+    artifacts: Sequence[str | os.PathLike[str]] = ()
+    tags: Mapping[str, Any] = field(default_factory=dict)
+    history: Sequence[Mapping[str, Any]] = ()
+    status: str = "FINISHED"
+
+    def __post_init__(self) -> None:
+        if not self.stage:
+            raise ValueError("a run needs a stage name")
+        if self.duration is not None and self.duration < 0:
+            raise ValueError(f"a run's duration must be >= 0, got {self.duration}")
+
+
+def log_run(runs_dir: str | os.PathLike[str] | None, entry: RunEntry, *, strict: bool = False) -> str | None:
+    """Record ``entry``; return its run id, or ``None`` when tracking is off or failed.
+
     Failures print one warning line unless ``strict`` (then they raise ``UserError``).
     """
     folder = resolve_runs_dir(runs_dir)
     if folder is None:
         return None
     try:
-        return _record(folder, stage, model, dict(params or {}), dict(metrics or {}), duration,
-                       list(artifacts), dict(tags or {}), list(history), status)
+        return _record(folder, entry)
     except Exception as error:  # tracking must never break the command that produced the result
         reason = (f"{error.name} is not installed (reinstall imdb-sentiment; --runs-dir none "
                   "skips recording)" if isinstance(error, ModuleNotFoundError) else first_line(error))
@@ -208,29 +218,29 @@ def log_run(
         return None
 
 
-def _record(folder: Path, stage: str, model: str, params: dict[str, Any], metrics: dict[str, Any],
-            duration: float | None, artifacts: list[str | os.PathLike[str]], tags: dict[str, Any],
-            history: list[Mapping[str, Any]], status: str) -> str:
+def _record(folder: Path, entry: RunEntry) -> str:
     from mlflow.entities import Metric, Param
 
+    stage, model, duration = entry.stage, entry.model, entry.duration
+    params, metrics = dict(entry.params), dict(entry.metrics)
     client, experiment_id = open_store(folder)
     now = time.time()
     start = now - (duration or 0.0)
-    all_tags = {**hardware_tags(), **_model_tags(stage, model), **{k: str(v) for k, v in tags.items()},
+    all_tags = {**hardware_tags(), **_model_tags(stage, model), **{k: str(v) for k, v in entry.tags.items()},
                 "stage": stage, "model": model}
     run = client.create_run(experiment_id, start_time=int(start * 1000),
-                            tags=_clip(all_tags, 8000), run_name=f"{stage}: {_short(model)}")
+                            tags=_clip(all_tags, 8000), run_name=f"{stage}: {short_model_name(model)}")
     run_id = run.info.run_id
     numeric = flatten_metrics(metrics)
     if duration is not None:
         numeric.setdefault("duration_seconds", float(duration))
     stamp = int(now * 1000)
     logged = [Metric(key, value, stamp, 0) for key, value in numeric.items()]
-    logged += _history_metrics(history, stamp)
+    logged += _history_metrics(list(entry.history), stamp)
     client.log_batch(run_id, metrics=logged,
                      params=[Param(k, v) for k, v in _clip(flatten_params(params), 6000).items()])
-    _log_files(client, run_id, metrics, artifacts)
-    client.set_terminated(run_id, status=status, end_time=stamp)
+    _log_files(client, run_id, metrics, list(entry.artifacts))
+    client.set_terminated(run_id, status=entry.status, end_time=stamp)
     return run_id
 
 
@@ -434,9 +444,3 @@ def _size(path: Path) -> int:
 
 def _clip(values: Mapping[str, str], limit: int) -> dict[str, str]:
     return {key[:250]: value[:limit] for key, value in values.items()}
-
-
-def _short(model: str) -> str:
-    return Path(str(model).rstrip("/")).name or str(model)
-
-

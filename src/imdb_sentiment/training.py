@@ -22,14 +22,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import distributed
-from .config import TrainConfig, to_toml
-from .errors import UserError
+from .config import DataSpec, TrainConfig, TrainRun, to_toml
+from .errors import UserError, first_line
 
 if TYPE_CHECKING:
     import pandas as pd
     from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainingArguments
 
-DataSource = str | os.PathLike[str] | dict[str, "pd.DataFrame"]
+DataSource = DataSpec | str | os.PathLike[str] | dict[str, "pd.DataFrame"]
+"""Where ``train`` reads reviews: a :class:`DataSpec`, a source name (read with the defaults), or
+ready ``train`` / ``validation`` / ``test`` frames."""
 
 
 @dataclass
@@ -70,72 +72,90 @@ def train(
     data: DataSource,
     output: str | os.PathLike[str] | None,
     config: TrainConfig,
+    settings: TrainRun | None = None,
     *,
     overwrite: bool = False,
-    resume: bool = False,
     callbacks: list[Any] | None = None,
-    evaluate_test: bool = True,
-    push_to_hub: str | None = None,
-    max_test_samples: int | None = None,
     progress: bool = True,
-    cleaning: str = "basic",
-    text_column: str = "text",
-    label_column: str = "label",
-    preset: str | None = None,
-    trust_remote_code: bool = False,
     runs_dir: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
     """Fine-tune ``model`` on ``data`` and, with ``output``, save a model ``pipeline`` can load.
 
     Keeps the epoch with the best validation accuracy, then scores it once on the test split
-    (``max_test_samples``: a seeded, stratified subset). ``output=None`` trains in a temporary
-    folder and saves nothing (hyper-parameter search). ``callbacks`` go to the ``Trainer``;
-    per-epoch validation accuracy reaches them as ``metrics["eval_accuracy"]``. With ``runs_dir``
-    the run is recorded there (see ``tracking``).
+    (``settings.max_test_samples``: a seeded, stratified subset). ``output=None`` trains in a
+    temporary folder and saves nothing (hyper-parameter search). A :class:`DataSpec` must carve
+    validation as ``config`` says (seed, validation size, group column). ``callbacks`` go to the
+    ``Trainer``; per-epoch validation accuracy reaches them as ``metrics["eval_accuracy"]``. With
+    ``runs_dir`` the run is recorded there (see ``tracking``).
     """
     config.validate()
+    settings = settings or TrainRun()
     if distributed.world_size() > 1 and output is None:
         raise UserError("training in several processes needs an output folder for the shared checkpoints")
-    if push_to_hub and output is None:
+    if settings.push_to_hub and output is None:
         raise UserError("--push-to-hub needs an --output folder to save the model in first")
+    spec = _data_spec(data, config)
     if output is not None:
         from .artifacts import check_output_dir
 
-        check_output_dir(output, overwrite, inputs=(model, data))  # fail before the slow part
-    run = _run_keys(model, data, preset, cleaning, text_column, label_column, max_test_samples)
-    frames = _splits(data, config, cleaning=cleaning, text_column=text_column, label_column=label_column,
-                     evaluate_test=evaluate_test, max_test_samples=max_test_samples)
+        source = spec.source if spec is not None else data
+        check_output_dir(output, overwrite, inputs=(model, source))  # fail before the slow part
+    run = _run_keys(model, spec, settings)
+    frames = _splits(data if spec is None else spec, config, evaluate_test=settings.evaluate_test,
+                     max_test_samples=settings.max_test_samples)
     from .modeling import default_device
 
     distributed.start(default_device())  # a no-op without a launcher such as torchrun
     main = distributed.is_main()  # only the main process writes; the others train and wait
-    with _work_dir(output) as work:
+    with work_dir(output) as work:
         with distributed.main_first():
-            checkpoint = _prepare_checkpoints(work, to_toml(run, config), resume, progress and main)
+            checkpoint = prepare_checkpoints(work, to_toml(run, config), settings.resume, progress and main)
         result, trainer, predictions = _fit(model, frames, config, work, checkpoint,
                                             resumable=output is not None, callbacks=callbacks,
-                                            progress=progress and main, trust_remote_code=trust_remote_code)
-        result.extra["data"] = run["data"]
+                                            progress=progress and main,
+                                            trust_remote_code=settings.trust_remote_code)
+        result.extra.update(spec.record() if spec is not None else {"data": None})
         if output is not None and main:
             result.output_dir = _save(output, overwrite, trainer, result, run, predictions)
             shutil.rmtree(work, ignore_errors=True)  # checkpoints are no longer needed
         distributed.barrier()  # no process leaves before the model is in place
     if runs_dir is not None and main:  # one run record, however many processes trained
-        _record_run(runs_dir, result, run)
-    if push_to_hub and result.output_dir is not None:
-        push_model(result.output_dir, push_to_hub)
+        _record_run(runs_dir, result, run, spec)
+    if settings.push_to_hub and result.output_dir is not None:
+        push_model(result.output_dir, settings.push_to_hub)
     return result
 
 
-def _record_run(runs_dir: str | os.PathLike[str], result: TrainResult, run: dict[str, Any]) -> None:
-    from .tracking import log_run
+def _data_spec(data: DataSource, config: TrainConfig) -> DataSpec | None:
+    """The data settings of a run that reads a source (None for ready frames).
+
+    A source name gets the defaults and ``config``'s carve; a :class:`DataSpec` must agree with
+    ``config`` on the carve, which ``train_config.toml`` records in its ``[train]`` table.
+    """
+    if isinstance(data, dict):
+        return None
+    if not isinstance(data, DataSpec):
+        return config.data_spec(data)
+    carve = {"seed": config.seed, "validation_size": config.validation_size,
+             "group_column": config.group_column}
+    differ = [name for name, value in carve.items() if getattr(data, name) != value]
+    if differ:
+        raise UserError(f"the data settings and the training settings disagree on {', '.join(differ)}; "
+                        "build the data settings with TrainConfig.data_spec")
+    return data
+
+
+def _record_run(runs_dir: str | os.PathLike[str], result: TrainResult, run: dict[str, Any],
+                spec: DataSpec | None) -> None:
+    from .tracking import RunEntry, log_run
 
     metrics = {key: value for key, value in metrics_document(result).items()
                if key not in ("history", "config")}
-    params = {**{key: value for key, value in run.items() if key != "model"}, **result.config.to_dict()}
+    params = {**{key: value for key, value in run.items() if key != "model"},
+              **(spec.record() if spec is not None else {}), **result.config.to_dict()}
     artifacts = [result.output_dir] if result.output_dir is not None else []
-    log_run(runs_dir, stage="train", model=run["model"], params=params, metrics=metrics,
-            duration=result.train_seconds, artifacts=artifacts, history=result.history)
+    log_run(runs_dir, RunEntry(stage="train", model=run["model"], params=params, metrics=metrics,
+                               duration=result.train_seconds, artifacts=artifacts, history=result.history))
 
 
 def metrics_document(result: TrainResult) -> dict[str, Any]:
@@ -164,7 +184,7 @@ def push_model(folder: str | os.PathLike[str], repo_id: str) -> None:
         api.upload_folder(repo_id=repo_id, folder_path=str(folder), ignore_patterns=["predictions.parquet"],
                           commit_message="Upload imdb-sentiment model")
     except Exception as error:  # offline, DNS, auth and HTTP errors all differ; each means "not pushed"
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = first_line(error)
         raise HubUnreachableError(
             f"model saved in {folder}, but pushing it to {repo_id} failed ({reason[:160]}); "
             f"push it later with: hf upload {repo_id} {folder}"
@@ -181,7 +201,7 @@ def work_dir_for(output: str | os.PathLike[str]) -> Path:
 
 
 @contextlib.contextmanager
-def _work_dir(output: str | os.PathLike[str] | None) -> Iterator[Path]:
+def work_dir(output: str | os.PathLike[str] | None) -> Iterator[Path]:
     """The run's checkpoint folder: temporary without ``output``, else next to it.
 
     After a failure the folder is kept only if it holds a checkpoint that --resume can use.
@@ -204,7 +224,7 @@ def _work_dir(output: str | os.PathLike[str] | None) -> Iterator[Path]:
         raise
 
 
-def _prepare_checkpoints(work: Path, run_file: str, resume: bool, progress: bool) -> str | None:
+def prepare_checkpoints(work: Path, run_file: str, resume: bool, progress: bool) -> str | None:
     """The checkpoint to resume from, or None after setting up a fresh work folder."""
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -267,7 +287,7 @@ def _fit(model_id: str, frames: dict[str, pd.DataFrame], config: TrainConfig, wo
     trainer = _trainer(model, tokenizer, args, train_set, validation_set,
                        [*(callbacks or []), *([training_progress()] if progress else [])])
     started = time.perf_counter()
-    with out_of_memory_hint(config.batch_size), _library_progress_bars(progress):
+    with out_of_memory_hint(config.batch_size), library_progress_bars(progress):
         trainer.train(resume_from_checkpoint=checkpoint)
     train_seconds = time.perf_counter() - started
     history = epoch_history(trainer.state.log_history)
@@ -282,8 +302,8 @@ def _fit(model_id: str, frames: dict[str, pd.DataFrame], config: TrainConfig, wo
     return result, trainer, predictions
 
 
-def _splits(data: DataSource, config: TrainConfig, *, cleaning: str, text_column: str, label_column: str,
-            evaluate_test: bool, max_test_samples: int | None) -> dict[str, pd.DataFrame]:
+def _splits(data: DataSpec | dict[str, pd.DataFrame], config: TrainConfig, *, evaluate_test: bool,
+            max_test_samples: int | None) -> dict[str, pd.DataFrame]:
     """Train / validation (/ test) frames, cut to the configured sample sizes."""
     from .data import carve_split, subsample
 
@@ -297,8 +317,7 @@ def _splits(data: DataSource, config: TrainConfig, *, cleaning: str, text_column
             frames["train"], frames["validation"] = carve_split(frames["train"], config.validation_size,
                                                                 config.seed, config.group_column)
     else:
-        spec = config.data_spec(data, cleaning=cleaning, text_column=text_column, label_column=label_column)
-        frames = spec.load(require=need)
+        frames = data.load(require=need)
     frames["train"] = subsample(frames["train"], config.max_train_samples, config.seed)
     frames["validation"] = subsample(frames["validation"], config.max_eval_samples, config.seed)
     if evaluate_test:
@@ -386,7 +405,7 @@ def training_arguments(config: TrainConfig, work: Path, *, device: str, progress
     try:
         return TrainingArguments(**kwargs)
     except ValueError as error:  # e.g. bf16 requested on a device without it
-        raise UserError(f"invalid training settings: {str(error).splitlines()[0]}") from error
+        raise UserError(f"invalid training settings: {first_line(error)}") from error
 
 
 def _tf32(cuda: bool) -> bool | None:
@@ -451,7 +470,7 @@ def training_progress() -> Any:
 
 
 @contextlib.contextmanager
-def _library_progress_bars(enabled: bool) -> Iterator[None]:
+def library_progress_bars(enabled: bool) -> Iterator[None]:
     """Silence transformers' own bars (checkpoint writing) in quiet runs such as tuning trials."""
     from transformers.utils import logging as hf_logging
 
@@ -505,21 +524,22 @@ def _best_validation(history: list[dict[str, Any]], size: int) -> dict[str, Any]
 def _score_test(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, config: TrainConfig,
                 frame: pd.DataFrame, progress: bool) -> tuple[dict[str, Any], pd.DataFrame]:
     """Score the kept model once on the test split, with the same truncation as in training."""
+    from .backends import TorchBackend
     from .batching import default_batch_size
     from .encoding import encoder_for
     from .evaluation import score_frame
-    from .inference import SentimentClassifier, TorchBackend
+    from .inference import InputSettings, SentimentClassifier
 
     precision = "bf16" if trainer.args.bf16 else "fp32"
     device = str(trainer.args.device)
     backend = TorchBackend(trainer.model, device, precision, tokenizer.model_input_names)
     # Scoring needs no gradients: on a GPU batches as large as the token budget allows.
     batch_size = max(config.eval_batch_size, default_batch_size("cpu" if device == "cpu" else device))
-    classifier = SentimentClassifier(
-        backend, encoder_for(tokenizer), trainer.model.config,
-        max_length=config.max_length, truncation=config.truncation, head_tokens=config.head_tokens,
-        batch_size=batch_size, cleaning="none", tokenizer=tokenizer,  # frames are cleaned
-    )
+    inputs = InputSettings(max_length=config.max_length, truncation=config.truncation,
+                           head_tokens=config.head_tokens, batch_size=batch_size,
+                           cleaning="none")  # frames are cleaned
+    classifier = SentimentClassifier(backend, encoder_for(tokenizer), trainer.model.config, inputs,
+                                     tokenizer=tokenizer)
     metrics, predictions = score_frame(classifier, frame, progress=progress, batch_option="--eval-batch-size")
     metrics.update(max_length=classifier.max_length, truncation=classifier.truncation,
                    head_tokens=classifier.head_tokens if classifier.truncation == "head-tail" else None)
@@ -529,12 +549,12 @@ def _score_test(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, config: Tr
 # --------------------------------------------------------------------------- saving
 
 
-def _run_keys(model: str, data: DataSource, preset: str | None, cleaning: str, text_column: str,
-              label_column: str, max_test_samples: int | None) -> dict[str, Any]:
-    """The top-level keys of ``train_config.toml`` (``data`` only when it is a source name)."""
-    return {"model": str(model), "data": str(data) if isinstance(data, str | os.PathLike) else None,
-            "preset": preset, "cleaning": cleaning, "text_column": text_column,
-            "label_column": label_column, "max_test_samples": max_test_samples}
+def _run_keys(model: str, spec: DataSpec | None, settings: TrainRun) -> dict[str, Any]:
+    """The top-level keys of ``train_config.toml`` (``data`` only when the run read a source)."""
+    data = spec or DataSpec("")  # ready frames: the default reading settings, as before
+    return {"model": str(model), "data": spec.source if spec is not None else None,
+            "preset": settings.preset, "cleaning": data.cleaning, "text_column": data.text_column,
+            "label_column": data.label_column, "max_test_samples": settings.max_test_samples}
 
 
 def _save(output: str | os.PathLike[str], overwrite: bool, trainer: Trainer, result: TrainResult,

@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import DataSpec, TrainConfig
+from .config import DataSpec, TrainConfig, TrainRun
 from .errors import UserError, first_line
+from .formatting import format_value
 
 if TYPE_CHECKING:
     import optuna
@@ -447,8 +448,8 @@ def _train_trial(settings: TuneSettings, trial: optuna.Trial, config: TrainConfi
                  frames: dict[str, pd.DataFrame], train_fn: TrainFn, callback: Any, started: float) -> Any:
     """Train without saving; memory errors become ``TrialOutOfMemory`` (failed, study goes on)."""
     try:
-        return train_fn(settings.model, frames, None, config, callbacks=[callback] if callback else [],
-                        evaluate_test=False, progress=settings.progress)
+        return train_fn(settings.model, frames, None, config, TrainRun(evaluate_test=False),
+                        callbacks=[callback] if callback else [], progress=settings.progress)
     except Exception as error:
         if not is_out_of_memory(error):
             raise
@@ -486,15 +487,15 @@ def _track_trial(settings: TuneSettings, trial: optuna.Trial, config: TrainConfi
                  duration: float, state: str, history: Any) -> str | None:
     if settings.runs_dir is None:
         return None
-    from .tracking import log_run
+    from .tracking import RunEntry, log_run
 
-    return log_run(
-        settings.runs_dir, stage="tune-trial", model=settings.model, params=config.to_dict(),
+    return log_run(settings.runs_dir, RunEntry(
+        stage="tune-trial", model=settings.model, params=config.to_dict(),
         metrics=metrics, duration=duration, history=list(history),
         tags={"study": settings.study_name, "trial": trial.number, "trial_state": state,
               "split": "validation", "data": settings.data},
         status="FINISHED" if state in ("complete", "pruned") else "FAILED",
-    )
+    ))
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -533,7 +534,7 @@ def _plain_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
 
 def trial_line(trial: Any) -> str:
     """One progress line per trial: its settings and outcome."""
-    settings = ", ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items())
+    settings = ", ".join(f"{k}={format_value(v)}" for k, v in trial.params.items())
     state = trial.state.name
     if state == "COMPLETE":
         outcome = f"validation accuracy {trial.value:.4f}"
@@ -545,10 +546,6 @@ def trial_line(trial: Any) -> str:
     seconds = trial.user_attrs.get("train_seconds")
     took = f" ({seconds:.0f} s)" if seconds else ""
     return f"trial {trial.number}: {settings} → {outcome}{took}"
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 # --------------------------------------------------------------------------- running a study
@@ -732,20 +729,21 @@ def run_final(settings: TuneSettings, result: TuneResult, frames: dict[str, pd.D
     if train_fn is None:
         from .training import train as train_fn
     started = time.perf_counter()
-    final = train_fn(settings.model, frames, output, result.best_config, evaluate_test=True,
-                     overwrite=overwrite, max_test_samples=settings.max_test_samples,
+    final = train_fn(settings.model, frames, output, result.best_config,
+                     TrainRun(max_test_samples=settings.max_test_samples), overwrite=overwrite,
                      progress=settings.progress)
     if settings.runs_dir is not None:
-        from .tracking import log_run
+        from .tracking import RunEntry, log_run
 
         # The predictions feed the report's ROC curve; the model folder is recorded by location.
         artifacts = [p for p in (Path(output) / "predictions.parquet", Path(output)) if p.exists()]
-        log_run(settings.runs_dir, stage="tuned", model=settings.model, params=result.best_config.to_dict(),
-                metrics={"test": final.test_metrics or {}, "validation": final.validation_metrics,
-                         "train_seconds": final.train_seconds},
-                duration=time.perf_counter() - started, artifacts=artifacts, history=final.history or (),
-                tags={"study": result.study_name, "best_trial": result.best_trial, "split": "test",
-                      "data": settings.data, "output": str(Path(output).resolve())})
+        log_run(settings.runs_dir, RunEntry(
+            stage="tuned", model=settings.model, params=result.best_config.to_dict(),
+            metrics={"test": final.test_metrics or {}, "validation": final.validation_metrics,
+                     "train_seconds": final.train_seconds},
+            duration=time.perf_counter() - started, artifacts=artifacts, history=final.history or (),
+            tags={"study": result.study_name, "best_trial": result.best_trial, "split": "test",
+                  "data": settings.data, "output": str(Path(output).resolve())}))
     return final
 
 

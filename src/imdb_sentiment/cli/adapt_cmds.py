@@ -55,8 +55,9 @@ def adapt(
     runs_dir: Path | None = RUNS_DIR,
 ) -> None:
     """Continue masked-language-model pre-training on IMDB text; OUTPUT is a model `train --model` takes."""
+    from ..adaptation import AdaptRun, adapt_preset
     from ..adaptation import adapt as run_adapt
-    from ..adaptation import adapt_preset
+    from ..config import DataSpec
 
     quiet_model_loading()
     splits = tuple(part.strip() for part in texts.split(",") if part.strip())
@@ -67,8 +68,10 @@ def adapt(
     config.validate()
     if cleaning not in ("basic", "none"):
         raise UserError("adapt keeps the words as they are: --cleaning basic or none")
-    result = run_adapt(model, data, output, config, splits=splits, overwrite=overwrite, resume=resume,
-                       preset=preset_name, text_column=text_column, cleaning=cleaning, runs_dir=runs_dir)
+    spec = DataSpec(data, text_column=text_column, cleaning=cleaning, seed=config.seed,
+                    validation_size=config.validation_size)
+    settings = AdaptRun(texts=splits, preset=preset_name, resume=resume)
+    result = run_adapt(model, spec, output, config, settings, overwrite=overwrite, runs_dir=runs_dir)
     metrics = result.metrics
     before = metrics["eval_loss_before"]
     change = (f"{before:.3f} -> {metrics['eval_loss']:.3f}" if before is not None

@@ -29,15 +29,14 @@ def baseline(
     test_size: float = TEST_SIZE,
     group_column: str | None = options.GROUP_COLUMN,
 ) -> None:
-    from ..baselines import run_baseline
+    from ..baselines import BaselineConfig, run_baseline
+    from ..config import DataSpec
 
+    spec = DataSpec(data, text_column=text_column, label_column=label_column, cleaning=cleaning, seed=seed,
+                    validation_size=validation_size, test_size=test_size, group_column=group_column)
     with warnings_as_lines():
-        metrics = run_baseline(
-            data, model, output, overwrite=overwrite, seed=seed, cleaning=cleaning,
-            text_column=text_column, label_column=label_column, validation_size=validation_size,
-            test_size=test_size, group_column=group_column, runs_dir=runs_dir,
-            progress=lambda line: typer.echo(line, err=True),
-        )
+        metrics = run_baseline(spec, BaselineConfig(model), output, overwrite=overwrite, runs_dir=runs_dir,
+                               progress=lambda line: typer.echo(line, err=True))
     validation = metrics["validation_accuracy"]
     typer.echo(
         f"{model}: test accuracy {metrics['accuracy']:.4f}, f1 {metrics['f1']:.4f}"

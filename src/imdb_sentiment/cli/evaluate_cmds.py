@@ -53,10 +53,16 @@ def evaluate(
 ) -> None:
     """Score a sentiment classifier on the test split: metrics.json and predictions.parquet."""
     from ..artifacts import check_output_dir
+    from ..config import DataSpec, EvaluationConfig
     from ..evaluation import evaluate_model
     from ..hybrid import is_hybrid, load_model
 
     quiet_model_loading()
+    spec = DataSpec(data, text_column=text_column, label_column=label_column, cleaning=cleaning, seed=seed,
+                    validation_size=0)  # the test split only: nothing is carved from train
+    settings = EvaluationConfig(max_samples=max_samples, max_length=max_length, truncation=truncation,
+                                head_tokens=head_tokens, batch_size=batch_size, precision=precision,
+                                trust_remote_code=trust_remote_code)
     classifier = model
     if is_hybrid(model) or mode is not None or threshold is not None:  # loaded here: a plain model is refused
         check_output_dir(output, overwrite)  # before the slow load
@@ -64,13 +70,8 @@ def evaluate(
                                 truncation=truncation, head_tokens=head_tokens, batch_size=batch_size,
                                 precision=precision, trust_remote_code=trust_remote_code)
     with warnings_as_lines():
-        metrics = evaluate_model(
-            classifier, data, output, max_samples=max_samples, max_length=max_length, truncation=truncation,
-            head_tokens=head_tokens, batch_size=batch_size, cleaning=cleaning, text_column=text_column,
-            label_column=label_column, seed=seed, precision=precision, overwrite=overwrite,
-            trust_remote_code=trust_remote_code, progress=sys.stderr.isatty(),  # no bar in logs
-            runs_dir=runs_dir,
-        )
+        metrics = evaluate_model(classifier, spec, output, settings, overwrite=overwrite,
+                                 progress=sys.stderr.isatty(), runs_dir=runs_dir)  # no bar in logs
     typer.echo(f"accuracy {metrics['accuracy']:.4f}  f1 {metrics['f1']:.4f}  on {metrics['n_test']} reviews "
                f"({metrics['reviews_per_second']} reviews/s)"
                + (f"  transformer share {metrics['transformer_share']:.1%}" if "transformer_share" in metrics

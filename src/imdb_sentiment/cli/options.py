@@ -13,7 +13,8 @@ import typer
 from ..data import DEFAULT_SOURCE
 
 if TYPE_CHECKING:
-    from ..inference import SentimentClassifier
+    from ..classifier import Classifier
+    from ..config import InferenceConfig
 
 DATA = typer.Option(
     DEFAULT_SOURCE, "--data", "-d",
@@ -134,27 +135,13 @@ HYBRID_THRESHOLD = typer.Option(
 )
 
 
-def load_classifier(model: str, *, device: str | None, precision: str, backend: str, max_length: int | None,
-          truncation: str | None, head_tokens: int | None, chunk_overlap: int | None,
-          batch_size: int | None, trust_remote_code: bool, mode: str | None = None,
-          threshold: float | None = None) -> SentimentClassifier:
+def load_classifier(model: str, config: InferenceConfig, *, mode: str | None = None,
+                    threshold: float | None = None) -> Classifier:
+    """The model (or hybrid folder) a prediction command names, run as ``config`` says."""
     from ..hybrid import load_model
 
     quiet_model_loading()
-    return load_model(
-        model, mode=mode, threshold=threshold, device=device, precision=precision, backend=backend,
-        max_length=max_length, truncation=truncation,
-        head_tokens=head_tokens, chunk_overlap=chunk_overlap, batch_size=batch_size,
-        trust_remote_code=trust_remote_code,
-    )
-
-
-def check_inference_choices(truncation: str | None, precision: str, backend: str,
-                            batch_size: int | None) -> None:
-    """Cheap checks before the model loads, so a typo fails in milliseconds."""
-    from ..config import InferenceConfig
-
-    InferenceConfig(truncation=truncation, precision=precision, backend=backend, batch_size=batch_size)
+    return load_model(model, config, mode=mode, threshold=threshold)
 
 
 def quiet_model_loading() -> None:

@@ -27,14 +27,14 @@ from .options import (
     TEXT_COLUMN,
     TRUNCATION,
     TRUST_REMOTE_CODE,
-    check_inference_choices,
     load_classifier,
 )
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..inference import SentimentClassifier
+    from ..classifier import Classifier
+    from ..config import InferenceConfig
     from ..ray_scoring import RayScoring
 
 
@@ -97,10 +97,14 @@ def predict(
 
     With --input FILE the results are a table: in --output, or on stdout (CSV unless --format).
     """
+    from ..config import InferenceConfig
     from ..ray_scoring import RayScoring, check_engine
     from ..tables import check_output_file, read_reviews
 
-    check_inference_choices(truncation, precision, backend, batch_size)
+    # Every engine and the explainer run the model as these options say; checked before it loads.
+    config = InferenceConfig(device=device, precision=precision, backend=backend, max_length=max_length,
+                             truncation=truncation, head_tokens=head_tokens, chunk_overlap=chunk_overlap,
+                             batch_size=batch_size, trust_remote_code=trust_remote_code)
     output_format = _result_format(output_format, as_json)
     if check_engine(engine) == "ray":
         if input_path is None or output_path is None or texts:
@@ -110,11 +114,7 @@ def predict(
         _predict_ray(RayScoring(
             model=model, inputs=str(input_path), output=Path(output_path), text_column=text_column,
             address=address, actors=actors, gpus_per_actor=gpus_per_actor, overwrite=overwrite,
-            progress=bool(progress),
-            classifier=dict(device=device, precision=precision, backend=backend, max_length=max_length,
-                            truncation=truncation, head_tokens=head_tokens, chunk_overlap=chunk_overlap,
-                            batch_size=batch_size, trust_remote_code=trust_remote_code, mode=mode,
-                            threshold=threshold)))
+            progress=bool(progress), config=config, mode=mode, threshold=threshold))
         return
     if input_path is None and output_path is not None:
         raise UserError("--output needs --input; results for reviews given as arguments or on stdin "
@@ -132,15 +132,9 @@ def predict(
         texts = _stdin_reviews()
     if explain:
         # The engine predict would use gives the labels; gradients come from the PyTorch weights.
-        _explain(model, texts, reviews, output_path, text_column, top, output_format, dict(
-            device=device, precision=precision, backend=backend, max_length=max_length,
-            truncation=truncation, head_tokens=head_tokens, chunk_overlap=chunk_overlap,
-            batch_size=batch_size, trust_remote_code=trust_remote_code))
+        _explain(model, texts, reviews, output_path, text_column, top, output_format, config)
         return
-    classifier = load_classifier(model, device=device, precision=precision, backend=backend,
-                                 max_length=max_length, truncation=truncation, head_tokens=head_tokens,
-                                 chunk_overlap=chunk_overlap, batch_size=batch_size,
-                                 trust_remote_code=trust_remote_code, mode=mode, threshold=threshold)
+    classifier = load_classifier(model, config, mode=mode, threshold=threshold)
     if explain_engine:
         info = classifier.info()
         typer.echo(f"engine: {info['backend']} {info['precision']} on {info['device']}: "
@@ -189,12 +183,12 @@ def _stdin_reviews() -> list[str]:
     return reviews
 
 
-def _predict_texts(classifier: SentimentClassifier, texts: list[str], output_format: str | None) -> None:
+def _predict_texts(classifier: Classifier, texts: list[str], output_format: str | None) -> None:
     """Results for reviews given as arguments or on stdin: a table in ``output_format`` on stdout, or
     one tab-separated line per review."""
     import pandas as pd
 
-    from ..inference import predict_frame
+    from ..scoring import predict_frame
     from ..tables import write_stream
 
     frame, names = predict_frame(classifier, pd.DataFrame({"text": texts}), "text")
@@ -211,22 +205,22 @@ def _predict_texts(classifier: SentimentClassifier, texts: list[str], output_for
     _warn_bad_rows(int(frame[names[3]].notna().sum()), "line(s)")
 
 
-def _predict_file(classifier: SentimentClassifier, input_path: Path, output_path: str | None,
+def _predict_file(classifier: Classifier, input_path: Path, output_path: str | None,
                   text_column: str, overwrite: bool, progress: bool, output_format: str | None,
                   reviews: pd.DataFrame | None) -> None:
     from tqdm import tqdm
 
-    from ..inference import predict_file
+    from ..scoring import FileOptions, predict_file
 
+    files = FileOptions(input_path, None if output_path is None else Path(output_path), text_column,
+                        output_format, overwrite)
     with tqdm(unit="review", desc="predicting", file=sys.stderr, disable=not progress) as bar:
 
         def sized(rows: int) -> None:
             bar.total = rows
             bar.refresh()
 
-        summary = predict_file(classifier, input_path, None if output_path is None else Path(output_path),
-                               text_column=text_column, overwrite=overwrite, progress=bar.update,
-                               on_rows=sized, output_format=output_format, reviews=reviews)
+        summary = predict_file(classifier, files, progress=bar.update, on_rows=sized, reviews=reviews)
     rate = summary.scored / summary.seconds if summary.seconds > 0 else 0.0
     typer.echo(f"predicted {summary.scored} review(s) in {_duration(summary.seconds)} "
                f"({_three_digits(rate)} reviews/s) -> {output_path or 'stdout'}", err=True)
@@ -261,7 +255,7 @@ def _three_digits(value: float) -> str:
 
 
 def _explain(model: str, texts: list[str] | None, reviews: pd.DataFrame | None, output_path: str | None,
-             text_column: str, top: int, output_format: str | None, options: dict) -> None:
+             text_column: str, top: int, output_format: str | None, config: InferenceConfig) -> None:
     """``--explain``: the strongest words per review, printed, or as a table (always for --input)
     with an explanation column, in --output or on stdout."""
     import pandas as pd
@@ -271,7 +265,7 @@ def _explain(model: str, texts: list[str] | None, reviews: pd.DataFrame | None, 
 
     if top <= 0:
         raise UserError(f"--top must be positive, got {top}")
-    explainer = load_explainer(model, **options)
+    explainer = load_explainer(model, config=config)
     if reviews is not None:
         frame = explain_frame(explainer, reviews, text_column, top)
         if output_path is not None:

@@ -21,6 +21,7 @@ def runs(
     last: int | None = typer.Option(None, "--last", help="Only the most recent N runs."),
 ) -> None:
     """List recorded runs: when, stage, model, split, accuracy, F1, duration, status."""
+    from ..formatting import short_model_name
     from ..reporting import summarize_run
     from ..tracking import list_runs
 
@@ -36,7 +37,7 @@ def runs(
         entry = summarize_run(record)
         rows.append([
             record.run_id[:8], dt.datetime.fromtimestamp(record.start_time).strftime("%Y-%m-%d %H:%M"),
-            record.stage, Path(record.model.rstrip("/")).name or record.model, entry.split,
+            record.stage, short_model_name(record.model), entry.split,
             _cell(entry.accuracy), _cell(entry.f1),
             f"{record.duration:.1f}s" if record.duration is not None else "-", record.status.lower(),
         ])

@@ -20,7 +20,6 @@ from .options import (
     PRECISION,
     TRUNCATION,
     TRUST_REMOTE_CODE,
-    check_inference_choices,
     load_classifier,
 )
 
@@ -54,17 +53,17 @@ def serve(
 ) -> None:
     """Serve predictions over HTTP: POST /predict, POST /explain, GET /health, GET /info, docs at /docs,
     page at /."""
+    from ..config import InferenceConfig
     from ..serving import check_address
     from ..serving import serve as run_server
 
     if log_level not in ("critical", "error", "warning", "info", "debug", "trace"):
         raise UserError(f"unknown --log-level {log_level!r}")
-    check_inference_choices(truncation, precision, backend, batch_size)
+    config = InferenceConfig(device=device, precision=precision, backend=backend, max_length=max_length,
+                             truncation=truncation, head_tokens=head_tokens, chunk_overlap=chunk_overlap,
+                             batch_size=batch_size, trust_remote_code=trust_remote_code)  # checked now
     check_address(host, port)  # before the slow model load
-    classifier = load_classifier(model, device=device, precision=precision, backend=backend,
-                                 max_length=max_length, truncation=truncation, head_tokens=head_tokens,
-                                 chunk_overlap=chunk_overlap, batch_size=batch_size,
-                                 trust_remote_code=trust_remote_code, mode=mode, threshold=threshold)
+    classifier = load_classifier(model, config, mode=mode, threshold=threshold)
     limits: dict[str, Any] = {"max_texts": max_texts, "max_chars": max_chars, "max_batch": max_batch,
                               "max_wait_ms": max_wait_ms, "show_paths": show_model_path}
     run_server(classifier, host, port, log_level=log_level, **limits)

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from ..errors import UserError
 from .options import (
     CLEANING,
     DATA,
@@ -28,7 +27,6 @@ from .options import (
 )
 
 if TYPE_CHECKING:
-    from ..config import TrainConfig
     from ..training import TrainResult
 
 
@@ -93,6 +91,7 @@ def train(
     is saved as OUTPUT/train_config.toml, so `train --config OUTPUT/train_config.toml` repeats it.
     """
     from .. import distributed, training
+    from ..config import TrainRun, resolve_train_settings
     from ..modeling import default_device
 
     quiet_model_loading()
@@ -108,47 +107,18 @@ def train(
             and distributed.is_main()):
         typer.echo("note: scoring the final model on the whole test split takes a while on a CPU; "
                    "--max-test-samples N scores a subset, --no-test skips it", err=True)
-    result = training.train(
-        run["model"], run["data"], output, config, overwrite=overwrite, resume=resume,
-        evaluate_test=not no_test, max_test_samples=run["max_test_samples"],
-        progress=sys.stderr.isatty(),
-        cleaning=run["cleaning"], text_column=run["text_column"], label_column=run["label_column"],
-        preset=run["preset"], trust_remote_code=trust_remote_code, runs_dir=runs_dir,
-    )
+    data_spec = config.data_spec(run["data"], cleaning=run["cleaning"], text_column=run["text_column"],
+                                 label_column=run["label_column"])
+    settings = TrainRun(evaluate_test=not no_test, max_test_samples=run["max_test_samples"],
+                        preset=run["preset"], resume=resume, trust_remote_code=trust_remote_code)
+    result = training.train(run["model"], data_spec, output, config, settings, overwrite=overwrite,
+                            progress=sys.stderr.isatty(), runs_dir=runs_dir)
     if not distributed.is_main():  # under torchrun: one summary and one upload, from the main process
         return
     _print_summary(result)
     if push_to_hub:
         training.push_model(output, push_to_hub)
         typer.echo(f"pushed to https://huggingface.co/{push_to_hub}")
-
-
-def resolve_train_settings(config_file: Path | None, preset_name: str | None, overrides: dict[str, Any],
-                           run_overrides: dict[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
-    """Preset, then run file, then explicit options; also the run keys (model, data, ...)."""
-    from ..config import RUN_KEYS, preset, train_config_from_file
-    from ..data import DEFAULT_SOURCE
-
-    if config_file is not None:
-        config, file_run = train_config_from_file(config_file, base_preset=preset_name)
-        unknown = sorted(set(file_run) - set(RUN_KEYS))
-        if unknown:
-            raise UserError(f"unknown key(s) in {config_file}: {', '.join(unknown)} "
-                            f"(top-level keys: {', '.join(RUN_KEYS)}; settings go in [train])")
-    else:
-        config, file_run = preset(preset_name or "fast"), {}
-    defaults = {"data": DEFAULT_SOURCE, "cleaning": "basic", "text_column": "text", "label_column": "label"}
-    run = {key: run_overrides.get(key) if run_overrides.get(key) is not None
-           else file_run.get(key, defaults.get(key)) for key in RUN_KEYS}
-    run["preset"] = preset_name or file_run.get("preset") or ("fast" if config_file is None else None)
-    if not run["model"]:
-        raise UserError("pass --model (a Hub id or a local model folder), or a --config file with a model")
-    config = config.replace(**overrides)
-    quick = config.max_train_samples
-    if quick is not None:  # a quick run: validate and test on subsets of the same size unless told
-        config = config.replace(max_eval_samples=config.max_eval_samples or quick)
-        run["max_test_samples"] = run["max_test_samples"] or quick
-    return config, run
 
 
 def _print_summary(result: TrainResult) -> None:

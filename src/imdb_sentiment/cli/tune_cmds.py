@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from ..formatting import format_value
 from ..quickstart import DEFAULT_MODEL
 from .options import (
     DATA,
@@ -85,10 +86,9 @@ def _tune_settings(model: str | None, data: str | None, trials: int, storage: st
                    runs_dir: Path | None, timeout: float | None, config_file: Path | None,
                    space_file: Path | None, overrides: dict[str, Any], no_prune: bool,
                    max_test_samples: int | None) -> Any:
-    from ..config import read_config_file
+    from ..config import read_config_file, resolve_train_settings
     from ..tracking import resolve_runs_dir
     from ..tuning import TuneSettings, load_search_space, validate_search_space
-    from .train_cmds import resolve_train_settings
 
     file_keys = read_config_file(config_file) if config_file is not None else {}
     # Merged as `train` merges them (preset, run file, options; the run file's data keys too), so
@@ -112,8 +112,7 @@ def _print_tune_result(result: Any, output: Path) -> None:
     counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(result.counts.items()))
     typer.echo(f"study {result.study_name!r}: {counts} (this run: {result.ran} trials)")
     if result.best_value is not None:
-        settings = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                             for k, v in result.best_params.items())
+        settings = ", ".join(f"{k}={format_value(v)}" for k, v in result.best_params.items())
         typer.echo(f"best: trial {result.best_trial}, validation accuracy {result.best_value:.4f} "
                    f"({settings})")
         typer.echo(f"best settings -> {output / 'best_config.toml'}  "

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import __version__
 from ..artifacts import CACHE_ENV, atomic_output_dir, cache_root, check_output_dir, check_writable, write_json
-from ..errors import UserError
+from ..errors import UserError, first_line
 
 ONNX_META = "onnx_export.json"
 """Written next to ``model.onnx``; its presence marks an ONNX model folder."""
@@ -95,7 +95,7 @@ def _torch_export(model: Any, tokenizer: Any, names: list[str], path: Path, opse
                               output_names=["logits"], dynamic_axes=axes, opset_version=opset,
                               dynamo=False)
         except Exception as error:  # exporter errors are many and deep; report the first line
-            raise UserError(f"ONNX export failed: {str(error).strip().splitlines()[0]}") from error
+            raise UserError(f"ONNX export failed: {first_line(error)}") from error
 
 
 def _fuse(source: Path, target: Path, config: Any) -> dict[str, int]:
