@@ -210,6 +210,9 @@ def test_fifos_and_device_nodes_are_written_not_replaced(tiny_classifier: Path, 
         assert code == 0, err
         assert stat.S_ISFIFO(fifo.stat().st_mode)
         assert os.read(reader, 1 << 16).decode("utf-8").startswith("text,label,score,truncated,error\n")
+        code, _, err = run(["predict", "-m", tiny_classifier, "-i", source, "-o", fifo], capsys)
+        assert code == 0, err  # named without a suffix: CSV, as on stdout
+        assert os.read(reader, 1 << 16).decode("utf-8").startswith("text,label,score,truncated,error\n")
     finally:
         os.close(reader)
     null = tmp_path / "null"  # a node like /dev/null, where replacing it harms nothing
@@ -220,6 +223,9 @@ def test_fifos_and_device_nodes_are_written_not_replaced(tiny_classifier: Path, 
     code, _, err = run(["predict", "-m", tiny_classifier, "-i", source, "-o", null, "--format", "csv",
                         "--overwrite"], capsys)
     assert code == 0, err
+    assert stat.S_ISCHR(null.stat().st_mode)
+    code, _, err = run(["predict", "-m", tiny_classifier, "-i", source, "-o", null, "--overwrite"], capsys)
+    assert code == 0, err  # a device named without a suffix takes CSV, as stdout does
     assert stat.S_ISCHR(null.stat().st_mode)
 
 

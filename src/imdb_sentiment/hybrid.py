@@ -279,6 +279,11 @@ def choose(screen: np.ndarray, transformer: np.ndarray, labels: np.ndarray, *, m
 # --------------------------------------------------------------------------- the classifier
 
 
+def _transformer_setting(name: str) -> Any:
+    """A read-only attribute that is the held transformer's of the same name."""
+    return property(lambda self: getattr(self.transformer, name), doc=f"The transformer's ``{name}``.")
+
+
 class HybridClassifier(Classifier):
     """A screen in front of a transformer, as one :class:`~imdb_sentiment.classifier.Classifier`.
 
@@ -300,29 +305,13 @@ class HybridClassifier(Classifier):
         self.reviews = 0
         self.transformer_reviews = 0
 
-    @property
-    def max_length(self) -> int:  # type: ignore[override]
-        return self.transformer.max_length
-
-    @property
-    def truncation(self) -> str:  # type: ignore[override]
-        return self.transformer.truncation
-
-    @property
-    def head_tokens(self) -> int:  # type: ignore[override]
-        return self.transformer.head_tokens
-
-    @property
-    def batch_size(self) -> int:  # type: ignore[override]
-        return self.transformer.batch_size
-
-    @property
-    def device(self) -> str:  # type: ignore[override]
-        return self.transformer.device
-
-    @property
-    def precision(self) -> str:  # type: ignore[override]
-        return self.transformer.precision
+    # How reviews become inputs, the device and the precision: the transformer's, read through.
+    max_length = _transformer_setting("max_length")
+    truncation = _transformer_setting("truncation")
+    head_tokens = _transformer_setting("head_tokens")
+    batch_size = _transformer_setting("batch_size")
+    device = _transformer_setting("device")
+    precision = _transformer_setting("precision")
 
     def override(self, mode: str | None = None, threshold: float | None = None) -> HybridClassifier:
         """Use another mode or threshold than the folder's for this session."""

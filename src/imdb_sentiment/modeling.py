@@ -148,7 +148,12 @@ def load_classifier(
     head labelled ``NEGATIVE``/``POSITIVE``; ``labels`` asks for a head with these outputs instead.
     """
     from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as transformers_logging
 
+    if os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS") == "1":
+        # The command line asked for quiet loading before transformers was imported (a lazy load
+        # for explanations beside the ONNX engine): no "Loading weights" bar on its output either.
+        transformers_logging.disable_progress_bar()
     source = resolve_model_source(id_or_path)
     check_model_folder(source, classifier=False)  # files first: one line, not a loader's traceback
     config = load_config(source, trust_remote_code)

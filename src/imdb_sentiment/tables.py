@@ -302,7 +302,7 @@ def check_output_file(path: str | os.PathLike[str], input_path: Path | None, ove
     if kind is not None and (stat.S_ISBLK(kind) or stat.S_ISSOCK(kind)):
         raise UserError(f"output path {path} is a {'block device' if stat.S_ISBLK(kind) else 'socket'}; "
                         "give a file name")
-    if output_format is None and path.suffix.lower() not in TABLE_SUFFIXES:
+    if output_format is None and path.suffix.lower() not in TABLE_SUFFIXES and not _is_stream(kind):
         raise UserError(f"unsupported output type {path.suffix or '(none)'} for {path}; "
                         f"use one of {', '.join(TABLE_SUFFIXES)} or --format")
     if input_path is not None and path.resolve() == input_path.resolve():
@@ -317,13 +317,24 @@ def check_output_file(path: str | os.PathLike[str], input_path: Path | None, ove
     return path
 
 
+def _is_stream(kind: int | None) -> bool:
+    """A character device or FIFO (``/dev/null``, ``/dev/stdout``, a named pipe): written in place."""
+    return kind is not None and (stat.S_ISCHR(kind) or stat.S_ISFIFO(kind))
+
+
+def _suffix_format(path: Path, kind: int | None) -> str:
+    """The format ``path``'s suffix names; CSV, as on stdout, for a stream named without one."""
+    suffix = path.suffix.lower()
+    return "csv" if suffix not in TABLE_SUFFIXES and _is_stream(kind) else suffix.removeprefix(".")
+
+
 def write_table(frame: pd.DataFrame, path: Path, output_format: str | None = None) -> None:
     """Write ``frame`` in ``output_format``, by default the one named by ``path``'s suffix: a file
     atomically, a character device or FIFO directly."""
     from .artifacts import atomic_write_bytes
 
-    data = table_bytes(frame, output_format or path.suffix.lower().removeprefix("."))
     kind = _file_kind(path, "write")
+    data = table_bytes(frame, output_format or _suffix_format(path, kind))
     if kind is None or stat.S_ISREG(kind):
         atomic_write_bytes(path, data)
         return

@@ -28,6 +28,7 @@ from .options import (
     TRUNCATION,
     TRUST_REMOTE_CODE,
     load_classifier,
+    quiet_model_loading,
 )
 
 if TYPE_CHECKING:
@@ -265,6 +266,7 @@ def _explain(model: str, texts: list[str] | None, reviews: pd.DataFrame | None, 
 
     if top <= 0:
         raise UserError(f"--top must be positive, got {top}")
+    quiet_model_loading()
     explainer = load_explainer(model, config=config)
     if reviews is not None:
         frame = explain_frame(explainer, reviews, text_column, top)
