@@ -35,6 +35,8 @@ MAIN_OPTIONS: dict[str, tuple[str, ...]] = {
     "hybrid": ("--transformer", "--baseline", "--cache", "--samples", "--speed-samples", "--save",
                "--output"),
     "int8_rows": ("--baseline", "--cache", "--transformer", "--output"),
+    "llm_zero_shot": ("--model", "--data", "--samples", "--train", "--validation-samples", "--batch-size",
+                      "--output"),
     "predict_cli": ("--model", "--samples", "--repeats", "--max-length", "--output"),
     "predict_hybrid": ("--model", "--transformer", "--repeats", "--mode", "--output"),
     "rating_head": ("--data", "--max-train", "--alphas", "--cs", "--output"),

@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .config import DataSpec, EvaluationConfig, InferenceConfig
-    from .inference import SentimentClassifier
 
 
 def classification_metrics(
@@ -211,12 +210,15 @@ def _is_frame(data: object) -> bool:
     return isinstance(data, pd.DataFrame)
 
 
-def _load_classifier(model: str | os.PathLike[str], config: InferenceConfig) -> SentimentClassifier:
+def _load_classifier(model: str | os.PathLike[str], config: InferenceConfig) -> Classifier:
     """Load ``model``; unset input settings default to those it was trained with."""
     from .encoding import check_max_length
     from .inference import SentimentClassifier
+    from .llm import LLMClassifier, is_causal_lm_folder
     from .modeling import load_config, load_tokenizer
 
+    if is_causal_lm_folder(model):  # a prompted causal LM, recognised from its config.json
+        return LLMClassifier.load(model, config)
     if config.max_length is not None:  # a one-line refusal before the weights load
         check_max_length(config.max_length, load_config(model, config.trust_remote_code),
                          load_tokenizer(model, config.trust_remote_code))

@@ -410,7 +410,8 @@ def is_hybrid(folder: str | os.PathLike[str]) -> bool:
 
 def load_model(id_or_path: str | os.PathLike[str], config: InferenceConfig | None = None, *,
                mode: str | None = None, threshold: float | None = None, **options: Any) -> Classifier:
-    """The one loader behind predict, serve, evaluate and Ray scoring: a hybrid folder or anything
+    """The one loader behind predict, serve, evaluate and Ray scoring: a hybrid folder, a causal LM
+    folder (a prompted :class:`~imdb_sentiment.llm.LLMClassifier`) or anything
     :meth:`SentimentClassifier.load` takes, with its settings (``config``, then keyword ``options``
     over it). ``mode``/``threshold`` override a hybrid's own and are refused for a plain model."""
     if is_hybrid(id_or_path):
@@ -418,6 +419,10 @@ def load_model(id_or_path: str | os.PathLike[str], config: InferenceConfig | Non
     if mode is not None or threshold is not None:
         raise UserError(f"--mode and --threshold apply to hybrid folders only; {id_or_path} is not one "
                         f"(no {HYBRID_FILE})")
+    from .llm import LLMClassifier, is_causal_lm_folder
+
+    if is_causal_lm_folder(id_or_path):  # config.json names a causal LM: a prompted classifier
+        return LLMClassifier.load(id_or_path, config, **options)
     return SentimentClassifier.load(id_or_path, config=config, **options)
 
 

@@ -133,6 +133,15 @@ def is_classifier_config(config: Any) -> bool:
     return any(name.endswith("ForSequenceClassification") for name in architectures)
 
 
+def quiet_if_asked() -> None:
+    """No "Loading weights" bars where the command line asked for quiet loading before
+    transformers was imported (a lazy load for explanations, a prompted language model)."""
+    if os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS") == "1":
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+
+
 def load_classifier(
     id_or_path: str | os.PathLike[str],
     *,
@@ -148,12 +157,8 @@ def load_classifier(
     head labelled ``NEGATIVE``/``POSITIVE``; ``labels`` asks for a head with these outputs instead.
     """
     from transformers import AutoModelForSequenceClassification
-    from transformers.utils import logging as transformers_logging
 
-    if os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS") == "1":
-        # The command line asked for quiet loading before transformers was imported (a lazy load
-        # for explanations beside the ONNX engine): no "Loading weights" bar on its output either.
-        transformers_logging.disable_progress_bar()
+    quiet_if_asked()
     source = resolve_model_source(id_or_path)
     check_model_folder(source, classifier=False)  # files first: one line, not a loader's traceback
     config = load_config(source, trust_remote_code)
