@@ -764,9 +764,8 @@ def out_of_fold_screen(screen: Pipeline, train: pd.DataFrame, validation: pd.Dat
     identical texts on one side, so ``train`` holds none of them and every fold's copy would be the
     same model.
     """
-    shared_groups = group_column is not None and train[group_column].isin(validation[group_column]).any()
-    if shared_groups:
-        return group_out_of_fold(screen, train, validation, group_column, folds, seed)  # type: ignore[arg-type]
+    if group_column is not None and train[group_column].isin(validation[group_column]).any():
+        return group_out_of_fold(screen, train, validation, group_column, folds, seed)
     from sklearn.base import clone
 
     model = clone(screen).fit(train["text"].tolist(), train["label"].to_numpy())

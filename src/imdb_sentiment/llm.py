@@ -34,6 +34,7 @@ from .classifier import Classifier, Details, Progress, check_texts
 from .config import TRAIN_TRUNCATIONS, InferenceConfig, check_choice
 from .encoding import TextEncoder, cut_windows, head_budget, max_model_length, special_tokens
 from .errors import UserError, first_line
+from .inference import DEFAULT_TRUNCATION, InputSettings
 from .modeling import check_model_folder, folder_config, is_classifier_config
 
 if TYPE_CHECKING:
@@ -299,10 +300,12 @@ class LLMClassifier(Classifier):
     """A causal LM that labels a review by the next-token probabilities of the two label words."""
 
     def __init__(self, model: Any, tokenizer: PreTrainedTokenizerBase, settings: PromptSettings | None = None,
-                 *, name: str = "", device: str = "cpu", precision: str = "fp32",
-                 truncation: str = "head-tail",
-                 head_tokens: int | None = None, max_review_tokens: int | None = None,
-                 batch_size: int | None = None, max_batch_tokens: int | str | None = "auto") -> None:
+                 inputs: InputSettings | None = None, *, name: str = "", device: str = "cpu",
+                 precision: str = "fp32") -> None:
+        """``inputs.max_length`` is the review tokens per prompt (default: the prompt settings');
+        one window per review, so ``chunks`` and ``chunk_overlap`` do not apply."""
+        inputs = inputs or InputSettings()
+        truncation, head_tokens, batch_size = inputs.truncation, inputs.head_tokens, inputs.batch_size
         self.model = model
         self.tokenizer = tokenizer
         self.settings = settings or PromptSettings()
@@ -314,7 +317,7 @@ class LLMClassifier(Classifier):
         self.prompt = build_prompt(tokenizer, self.settings)
         check_choice("truncation", truncation, TRAIN_TRUNCATIONS)  # one window per review
         self.truncation = truncation
-        self.max_length = self.settings.max_review_tokens if max_review_tokens is None else max_review_tokens
+        self.max_length = self.settings.max_review_tokens if inputs.max_length is None else inputs.max_length
         """Review tokens per prompt (the prompt's own tokens come on top)."""
         if isinstance(self.max_length, bool) or not isinstance(self.max_length, int) or self.max_length <= 0:
             raise UserError(f"max review tokens must be positive, got {self.max_length!r}")
@@ -329,7 +332,7 @@ class LLMClassifier(Classifier):
         self.batch_size = default_batch_size(device) if batch_size is None else batch_size
         if self.batch_size <= 0:
             raise UserError(f"batch size must be positive, got {self.batch_size}")
-        self.max_batch_tokens = default_batch_tokens(max_batch_tokens, device)
+        self.max_batch_tokens = default_batch_tokens(inputs.max_batch_tokens, device)
         self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self._pass = _forward_options(model)
 
@@ -392,10 +395,11 @@ class LLMClassifier(Classifier):
         except load_errors as error:
             raise (gguf_error(source, files, error) if files else hub_error(source, error)) from error
         model.to(device).eval()
-        return cls(model, tokenizer, settings, name=str(id_or_path), device=device, precision=precision,
-                   truncation=run.truncation or "head-tail", head_tokens=run.head_tokens,
-                   max_review_tokens=run.max_length, batch_size=run.batch_size,
-                   max_batch_tokens=run.max_batch_tokens)
+        inputs = InputSettings(max_length=run.max_length, truncation=run.truncation or DEFAULT_TRUNCATION,
+                               head_tokens=run.head_tokens, batch_size=run.batch_size,
+                               max_batch_tokens=run.max_batch_tokens)
+        return cls(model, tokenizer, settings, inputs, name=str(id_or_path), device=device,
+                   precision=precision)
 
     # ------------------------------------------------------------------ the protocol
 
