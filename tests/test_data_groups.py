@@ -58,7 +58,7 @@ def test_train_carves_validation_by_movie_and_records_it() -> None:
     from imdb_sentiment.training import _splits
 
     config = TrainConfig(group_column="movie", validation_size=0.2)
-    frames = _splits({"train": frame()}, config, evaluate_test=False, max_test_samples=None)
+    frames, _ = _splits({"train": frame()}, config, evaluate_test=False, max_test_samples=None)
     assert set(frames["train"]["movie"]).isdisjoint(frames["validation"]["movie"])
     assert 'group_column = "movie"' in to_toml({}, config)
     assert "group_column" not in to_toml({}, TrainConfig())  # unset: files stay as they were

@@ -165,7 +165,7 @@ def test_cli_evaluate(tiny_classifier, data_dir, tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("make_args", "message"), [
-    (lambda m, e: ["--model", e], "not a sequence-classification model"),
+    (lambda m, e: ["--model", e], "neither a sequence-classification model"),
     (lambda m, e: ["--model", "distilbert-base-uncased-finetuned-sst-2-english"], "pass a local model"),
     (lambda m, e: ["--model", m.parent / "missing-model"], "model path not found"),
     (lambda m, e: ["--model", m, "--max-length", 1024], "beyond this model's 512 positions"),

@@ -276,7 +276,7 @@ def test_bad_inputs_are_user_errors(classifier: SentimentClassifier, tiny_encode
         classifier.predict(["fine", 42])  # type: ignore[list-item]
     with pytest.raises(UserError, match="list of texts"):
         classifier.predict("one review")
-    with pytest.raises(UserError, match="not a sequence-classification model"):
+    with pytest.raises(UserError, match="neither a sequence-classification model"):
         SentimentClassifier.load(tiny_encoder)
     with pytest.raises(UserError, match="not found"):
         SentimentClassifier.load(tmp_path / "missing")

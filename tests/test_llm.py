@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import ROOT, SHARED_DATA
+from tiny_llm import REVIEWS, SMOLLM2, build_tiny_llm, build_tokenizer
 
 from imdb_sentiment.classifier import LABELS, Classifier
 from imdb_sentiment.cli import main
@@ -25,60 +25,6 @@ from imdb_sentiment.llm import (
     is_causal_lm_folder,
     is_gguf,
 )
-
-CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-                 "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-CORPUS = ["This movie was positive and negative at once.", "A positive review of a great film.",
-          "A negative review of a bad film.", "Sentiment: positive", "Sentiment: negative",
-          "Review: the acting was wonderful, the plot was dull. Answer: positive"]
-MODELS = Path(os.environ.get("IMDB_SENTIMENT_MODELS", Path.home() / ".cache" / "imdb-sentiment" / "models"))
-SMOLLM2 = MODELS / "smollm2-135m-instruct"
-"""SmolLM2-135M-Instruct as a Q4_1 GGUF (``../shared/models/fetch.sh smollm2-135m-instruct``)."""
-BARE_WORDS = ["positive\nnegative\npositive"]
-"""Lines that start with the label words, so they are also tokens without a leading space."""
-REVIEWS = ["A great film.", "A bad film, dull and far too long.", "Wonderful acting.", "Negative.",
-           "The plot was dull but the acting was great, a positive review."]
-
-
-def build_tokenizer(*, bare_words: bool = False, chat: bool = True):
-    """A small byte-level BPE tokenizer (as GPT-2, Qwen, Llama 3 use) trained on a few lines."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    core.decoder = decoders.ByteLevel()
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=specials,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    core.train_from_iterator((CORPUS + (BARE_WORDS if bare_words else [])) * 20, trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|endoftext|>",
-                                        pad_token="<|endoftext|>")
-    if chat:
-        tokenizer.chat_template = CHAT_TEMPLATE
-    return tokenizer
-
-
-def build_tiny_llm(folder: Path, *, architecture: str = "qwen2") -> Path:
-    """A 2-layer random decoder with a real (trained) tokenizer, saved as a model folder: Qwen2
-    (rotary positions, ``Qwen2ForCausalLM``) or GPT-2 (learned absolute positions, ``GPT2LMHeadModel``)."""
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel, Qwen2Config, Qwen2ForCausalLM
-
-    tokenizer = build_tokenizer()
-    torch.manual_seed(0)
-    if architecture == "qwen2":
-        config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                             num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                             max_position_embeddings=1024, initializer_range=0.5,  # large weights: varied
-                             tie_word_embeddings=False)
-        model = Qwen2ForCausalLM(config)
-    else:
-        model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2,
-                                           n_positions=1024, initializer_range=0.5))
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -278,7 +224,7 @@ def test_a_causal_lm_folder_is_recognised_from_its_config(tiny_llm: Path, tiny_g
     assert is_causal_lm_folder(tiny_llm) and is_causal_lm_folder(tiny_gpt2)
     assert not is_causal_lm_folder(tiny_classifier) and not is_causal_lm_folder(tiny_encoder)
     assert not isinstance(load_model(tiny_classifier, InferenceConfig(device="cpu")), LLMClassifier)
-    with pytest.raises(UserError, match="not a sequence-classification model"):
+    with pytest.raises(UserError, match="neither a sequence-classification model nor a causal"):
         load_model(tiny_encoder, InferenceConfig(device="cpu"))
     bare = Path(__import__("shutil").copytree(tiny_llm, tmp_path / "no-architectures"))
     config = json.loads((bare / "config.json").read_text())
@@ -408,3 +354,202 @@ def test_smollm2_from_its_gguf_folder_scores_short_reviews(short_reviews: tuple[
     # Measured: 18 of 24 right (0.75), the same to 1e-5 for every batch size; chance is 0.5.
     assert ((positive > 0.5) == labels).mean() > 0.6
     assert positive[labels == 1].mean() > positive[labels == 0].mean()
+
+
+DEMONSTRATIONS = [{"review": "A great film.", "label": "positive"},
+                  {"review": "A bad film, dull.", "label": "negative"}]
+
+
+@pytest.mark.parametrize("model_fixture", ["tiny_llm", "tiny_gpt2"])
+@pytest.mark.parametrize("chat", [True, False])
+def test_the_cached_prefix_gives_the_log_odds_of_whole_prompts(model_fixture: str, chat: bool,
+                                                              request: pytest.FixtureRequest) -> None:
+    """Demonstrations make a long fixed prefix; its cache, copied to each batch of left-padded reviews
+    of unequal lengths, must give what a plain forward pass over each whole prompt gives."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from imdb_sentiment.data import clean_text
+    from imdb_sentiment.llm import TorchPromptRunner
+
+    folder = request.getfixturevalue(model_fixture)
+    model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    settings = PromptSettings(demonstrations=DEMONSTRATIONS)
+    tokenizer = build_tokenizer(chat=chat)
+    classifier = LLMClassifier(model, tokenizer, settings)
+    assert classifier.runner._cache is not None  # the prefix is cached once
+    assert classifier.info()["llm"]["shots"] == 2
+    got = classifier.label_log_odds(REVIEWS, batch_size=3)
+    prompt = classifier.prompt
+    assert len(prompt.prefix) > 40  # the demonstrations are in the prefix
+    expected = []
+    for review in REVIEWS:
+        ids = (list(prompt.prefix) + tokenizer(prompt.review_lead + clean_text(review, "basic"),
+                                               add_special_tokens=False)["input_ids"] + list(prompt.suffix))
+        with torch.inference_mode():
+            logits = model(input_ids=torch.tensor([ids])).logits[0, -1]
+        expected.append(float(logits[prompt.label_ids[1]] - logits[prompt.label_ids[0]]))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    assert isinstance(classifier.runner, TorchPromptRunner)
+
+
+def test_demonstrations_are_solved_turns_before_the_review() -> None:
+    tokenizer = build_tokenizer()
+    prompt = build_prompt(tokenizer, PromptSettings(demonstrations=DEMONSTRATIONS))
+    text = tokenizer.decode(prompt.prefix)
+    assert text.index("A great film.") < text.index("<|im_start|>assistant\npositive<|im_end|>") \
+        < text.index("A bad film, dull.") < text.index("<|im_start|>assistant\nnegative<|im_end|>")
+    assert text.rstrip().endswith("Review:")  # the review itself comes after the prefix
+    plain = build_prompt(build_tokenizer(chat=False), PromptSettings(demonstrations=DEMONSTRATIONS))
+    assert "A great film.\nSentiment: positive\n\n" in tokenizer.decode(plain.prefix)
+
+
+def test_demonstrations_round_trip_through_toml(tmp_path: Path) -> None:
+    settings = PromptSettings(demonstrations=[{"review": 'Said "wow"\nand left.', "label": "positive"}],
+                              bias=-0.5)
+    assert PromptSettings.from_file(settings.save(tmp_path / "prompt.toml")) == settings
+
+
+@pytest.mark.parametrize(("demonstration", "message"), [
+    ({"review": "fine"}, "exactly the keys"),
+    ({"review": "", "label": "positive"}, "non-empty"),
+    ({"review": "fine", "label": "neutral"}, "negative or positive"),
+])
+def test_bad_demonstrations_are_one_line(demonstration: dict, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        PromptSettings(demonstrations=[demonstration])
+
+
+# --------------------------------------------------------------------------- the prompt command
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data folder of 60 train reviews (short and long, both labels) and 10 test reviews."""
+    import pandas as pd
+
+    folder = tmp_path_factory.mktemp("small-data")
+    words = ["A great film.", "A bad film, dull.", "Wonderful acting.", "The plot was dull."]
+    rows = [{"text": words[i % 4] + " positive" * (i % 7) * (1 + 30 * (i % 5 == 0)), "label": (i + 1) % 2,
+             "movie": str(i % 12)} for i in range(60)]
+    pd.DataFrame(rows).to_parquet(folder / "train.parquet")
+    pd.DataFrame(rows[:10]).to_parquet(folder / "test.parquet")
+    return folder
+
+
+def test_draw_demonstrations_is_balanced_seeded_short_and_from_the_given_reviews() -> None:
+    from imdb_sentiment.prompt_fitting import draw_demonstrations
+
+    tokenizer = build_tokenizer()
+    texts = [f"review {i} " + "great " * (i % 9) * 10 for i in range(40)]
+    labels = [i % 2 for i in range(40)]
+    drawn = draw_demonstrations(texts, labels, 4, seed=1, max_tokens=30, tokenizer=tokenizer)
+    assert sorted(item["label"] for item in drawn) == ["negative", "negative", "positive", "positive"]
+    assert all(len(tokenizer(item["review"])["input_ids"]) <= 30 for item in drawn)
+    for item in drawn:
+        row = texts.index(item["review"])
+        assert ("positive" if labels[row] else "negative") == item["label"]
+    assert drawn == draw_demonstrations(texts, labels, 4, seed=1, max_tokens=30, tokenizer=tokenizer)
+    assert drawn != draw_demonstrations(texts, labels, 4, seed=2, max_tokens=30, tokenizer=tokenizer)
+    odd = draw_demonstrations(texts, labels, 3, seed=1, max_tokens=30, tokenizer=tokenizer)
+    assert len(odd) == 3 and len({item["label"] for item in odd}) == 2
+    with pytest.raises(UserError, match="lower --shots or raise --shot-max-tokens"):
+        draw_demonstrations(texts, labels, 40, seed=1, max_tokens=30, tokenizer=tokenizer)
+
+
+def test_prompt_command_writes_a_prompted_folder_that_loads_as_a_model(
+        tiny_llm: Path, small_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "prompted"
+    code = main(["prompt", "--model", str(tiny_llm), "--data", str(small_data), "--output", str(out),
+                 "--shots", "2", "--shot-max-tokens", "40", "--validation-size", "0.3",
+                 "--group-column", "movie", "--validation-samples", "12"])
+    assert code == 0, capsys.readouterr().err
+    assert "2-shot" in capsys.readouterr().out
+    record = json.loads((out / "prompted.json").read_text())
+    assert record["model"] == str(tiny_llm.resolve())
+    validation = record["validation"]
+    assert validation["reviews"] == 12
+    assert validation["accuracy"] >= validation["accuracy_without_bias"]  # fitted on these very reviews
+    settings = PromptSettings.from_file(out / "prompt.toml")
+    assert len(settings.demonstrations) == 2 and settings.bias == validation["bias"]
+    classifier = load_model(out, InferenceConfig(device="cpu"))
+    assert isinstance(classifier, LLMClassifier) and classifier.name == str(out)
+    assert classifier.info()["llm"]["shots"] == 2 and classifier.info()["llm"]["base_model"] == str(tiny_llm)
+    assert classifier.settings == settings
+    # the demonstrations come from train, never from the validation movies
+    import pandas as pd
+
+    from imdb_sentiment.config import DataSpec
+
+    spec = DataSpec(str(small_data), validation_size=0.3, group_column="movie")
+    splits = spec.load(("train", "validation"))
+    assert all(item["review"] in set(splits["train"]["text"]) for item in settings.demonstrations)
+    assert not isinstance(splits["train"], pd.Series)
+    assert main(["predict", "--model", str(out), "A great film."]) == 0
+
+
+def test_prompt_without_calibration_keeps_a_zero_bias(tiny_llm: Path, small_data: Path,
+                                                      tmp_path: Path) -> None:
+    out = tmp_path / "zero"
+    assert main(["prompt", "--model", str(tiny_llm), "--data", str(small_data), "--output", str(out),
+                 "--no-calibrate", "--validation-samples", "8"]) == 0
+    assert PromptSettings.from_file(out / "prompt.toml").bias == 0.0
+    assert PromptSettings.from_file(out / "prompt.toml").demonstrations == []
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["--shots", "80"], "lower --shots"),
+    (["--shots", "-1"], "shots must be"),
+    (["--validation-size", "0"], "needs a validation split"),
+    (["--max-length", "1000"], "exceed this model's 1024 positions"),
+])
+def test_bad_prompt_options_are_one_line_errors(tiny_llm: Path, small_data: Path, tmp_path: Path,
+                                                arguments: list[str], message: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["prompt", "--model", str(tiny_llm), "--data", str(small_data), "--output",
+                 str(tmp_path / "out"), "--shot-max-tokens", "40", *arguments])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_prompted_folder_whose_model_is_gone_is_one_line(tmp_path: Path) -> None:
+    folder = tmp_path / "prompted"
+    folder.mkdir()
+    (folder / "prompted.json").write_text(json.dumps({"model": str(tmp_path / "gone")}))
+    with pytest.raises(UserError, match="which is not found"):
+        load_model(folder)
+
+
+def test_a_hub_id_whose_config_is_a_causal_lm_loads_as_a_prompted_classifier(
+        tiny_llm: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hub ids and local folders take the same path: the config (downloaded) decides, not a flag."""
+    from transformers import AutoConfig
+
+    import imdb_sentiment.modeling as modeling
+    from imdb_sentiment.llm import is_causal_lm
+
+    asked = []
+
+    def config_from_the_hub(id_or_path: str, trust_remote_code: bool = False):
+        asked.append(id_or_path)
+        return AutoConfig.from_pretrained(tiny_llm)
+
+    monkeypatch.setattr(modeling, "load_config", config_from_the_hub)
+    loaded = []
+
+    def load(cls: type, path: str, config: object = None, **options: object) -> str:
+        loaded.append(path)
+        return "prompted"
+
+    monkeypatch.setattr(LLMClassifier, "load", classmethod(load))
+    assert is_causal_lm("org/tiny-llm") and asked == ["org/tiny-llm"]
+    assert load_model("org/tiny-llm") == "prompted" and loaded == ["org/tiny-llm"]
+
+
+def test_a_model_that_is_neither_a_classifier_nor_a_causal_lm_is_one_line(
+        tiny_encoder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["predict", "--model", str(tiny_encoder), "A great film."]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "neither a sequence-classification model nor a causal language model" in err
+    assert len(err.splitlines()) == 1

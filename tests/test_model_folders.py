@@ -235,7 +235,7 @@ def test_an_unusable_folder_fails_before_any_export(damage: str, tiny_classifier
         config["id2label"] = {"0": "sad", "1": "happy"}
         (folder / "config.json").write_text(json.dumps(config))
     expected = {"no weights": "no model weights", "no tokenizer": NO_TOKENIZER,
-                "no head": "not a sequence-classification model", "foreign labels": "cannot map"}[damage]
+                "no head": "neither a sequence-classification model", "foreign labels": "cannot map"}[damage]
     with caplog.at_level(logging.INFO):
         code, _, err = run(["predict", "--model", folder, "A fine film."], capsys)
     _one_line_error(code, err, expected)

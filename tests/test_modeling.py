@@ -106,7 +106,7 @@ def test_max_length_beyond_the_model_is_refused(tiny_classifier, tokenizer):
 
 
 def test_evaluation_needs_a_classification_head(tiny_encoder):
-    with pytest.raises(UserError, match="not a sequence-classification model"):
+    with pytest.raises(UserError, match="neither a sequence-classification model"):
         load_classifier(tiny_encoder)
 
 

@@ -101,7 +101,7 @@ def test_export_mistakes_are_user_errors(tiny_classifier: Path, tiny_encoder: Pa
                                          tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(UserError, match="--quantize must be one of"):
         export_onnx(tiny_classifier, tmp_path / "a", quantize="int4")
-    with pytest.raises(UserError, match="not a sequence-classification model"):
+    with pytest.raises(UserError, match="neither a sequence-classification model"):
         export_onnx(tiny_encoder, tmp_path / "b")
     with pytest.raises(UserError, match="not empty"):
         export_onnx(tiny_classifier, exported)

@@ -111,3 +111,58 @@ def test_ray_engine_errors_are_one_line(tmp_path, corpus, tiny_classifier, capsy
         assert code == 2, extra
         assert err[-1].startswith("error: ") and message in err[-1], err
     assert not (tmp_path / "scored").exists()
+
+
+@pytest.mark.slow
+def test_the_summary_reads_the_columns_the_scoring_named(local_ray, tiny_classifier, tmp_path, capsys):
+    # The input has both `error` and `predicted_error`, so the results' error column is `predicted_error_2`.
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(6)], "text": ["A fine film."] * 5 + [""],
+                          "error": ["kept"] * 6, "predicted_error": ["also kept"] * 6})
+    frame.to_parquet(tmp_path / "reviews.parquet", index=False)
+    output = tmp_path / "scored"
+    code = main(["predict", "--engine", "ray", "--model", str(tiny_classifier), "--input",
+                 str(tmp_path / "reviews.parquet"), "--output", str(output), *SETTINGS, "--actors", "1"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "predicted 5 review(s) from 1 file(s)" in err
+    assert "warning: 1 row(s) (see the predicted_error_2 column)" in err
+    got = pd.concat([pd.read_parquet(part) for part in sorted(output.glob("*.parquet"))]).set_index("id")
+    assert (got["error"] == "kept").all() and (got["predicted_error"] == "also kept").all()
+    assert got.loc["r5", "predicted_error_2"] == "empty text" and got["predicted_error_2"].notna().sum() == 1
+
+
+@pytest.mark.slow
+def test_ray_scores_a_prompted_llm_like_single_process_predict(local_ray, tmp_path, capsys):
+    from tiny_llm import REVIEWS, build_tiny_llm
+
+    from imdb_sentiment.config import InferenceConfig
+    from imdb_sentiment.hybrid import load_model
+    from imdb_sentiment.llm import LLMClassifier
+    from imdb_sentiment.scoring import predict_frame
+    from imdb_sentiment.tables import read_reviews
+
+    llm = build_tiny_llm(tmp_path / "tiny-llm")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    texts = [f"{REVIEWS[i % len(REVIEWS)]} ({i})" for i in range(24)]
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(24)], "text": texts})
+    frame.loc[3, "text"] = " "
+    frame.iloc[:12].to_parquet(corpus / "a.parquet", index=False)
+    frame.iloc[12:].to_json(corpus / "b.jsonl", orient="records", lines=True)
+    output = tmp_path / "scored"
+    code = main(["predict", "--engine", "ray", "--model", str(llm), "--input", str(corpus), "--output",
+                 str(output), "--precision", "fp32", "--actors", "1"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "predicted 23 review(s) from 2 file(s) on 1 Ray actor(s)" in err and "1 row(s)" in err
+    got = pd.concat([pd.read_parquet(part) for part in sorted(output.glob("*.parquet"))])
+    got = got.set_index("id").sort_index()
+    classifier = load_model(llm, InferenceConfig(precision="fp32", device="cpu"))
+    assert isinstance(classifier, LLMClassifier)
+    expected = pd.concat([predict_frame(classifier, read_reviews(path))[0]
+                          for path in sorted(corpus.iterdir())]).set_index("id").sort_index()
+    assert list(got.columns) == ["text", "label", "score", "truncated", "error"]
+    assert got.index.equals(expected.index)
+    assert (got["label"].fillna("") == expected["label"].fillna("")).all()
+    np.testing.assert_allclose(got["score"].to_numpy(float), expected["score"].to_numpy(float), atol=1e-5)
+    assert got.loc["r3", "error"] == "empty text"

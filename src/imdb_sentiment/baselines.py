@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,12 +80,15 @@ class NBFeatures(TransformerMixin, BaseEstimator):
     def __init__(self, alpha: float = 1.0) -> None:
         self.alpha = alpha
 
-    def fit(self, X: sparse.spmatrix, y: np.ndarray) -> NBFeatures:
+    def fit(self, X: sparse.spmatrix, y: np.ndarray, sample_weight: np.ndarray | None = None) -> NBFeatures:
+        """``sample_weight`` scales each review's counts (a soft-labelled review enters as a positive
+        with weight p and as a negative with weight 1 - p)."""
         labels = np.asarray(y)
-        if set(np.unique(labels)) != {0, 1}:
+        weights = np.ones(len(labels)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        if set(np.unique(labels[weights > 0])) != {0, 1}:
             raise ValueError("NB features need both negative (0) and positive (1) training reviews")
-        positive = self.alpha + np.asarray(X[labels == 1].sum(axis=0)).ravel()
-        negative = self.alpha + np.asarray(X[labels == 0].sum(axis=0)).ravel()
+        positive = self.alpha + np.asarray(X.T @ (weights * (labels == 1))).ravel()
+        negative = self.alpha + np.asarray(X.T @ (weights * (labels == 0))).ravel()
         self.ratio_ = np.log(positive / positive.sum()) - np.log(negative / negative.sum())
         self.n_features_in_ = X.shape[1]
         return self
@@ -256,18 +259,23 @@ def _check_labels(train: pd.DataFrame, where: str = "the training reviews") -> N
 
 
 def _fit(pipeline: Pipeline, name: str, texts: list[str], targets: np.ndarray,
-         vocabulary_built: Callable[[], None] | None = None) -> Pipeline:
+         vocabulary_built: Callable[[], None] | None = None, extra: pd.DataFrame | None = None) -> Pipeline:
     """Fit ``pipeline``; texts that give its vectorizer no vocabulary are a one-line error.
 
     ``vocabulary_built`` is called once they have given one: from then on bad input cannot fail it.
+    ``extra`` (``text``, ``p_positive``) are soft-labelled reviews, fitted by sample weight (see
+    :func:`soft_label_rows`); their texts count once in the vocabulary, as any review's.
 
     scikit-learn's messages ("max_df corresponds to < documents than min_df", "empty vocabulary",
     "no terms remain") name its settings, not the cause: too few reviews, or none with words
     shared by two reviews.
     """
+    from .data import SOFT_LABEL_COLUMN
+
     vectorizer = pipeline.steps[0][1]
+    extra_texts = extra["text"].tolist() if extra is not None else []
     try:
-        features = vectorizer.fit_transform(texts)
+        features = vectorizer.fit_transform(texts + extra_texts)
     except ValueError as error:
         raise UserError(
             f"{name} finds no vocabulary in the {len(texts):,} training review(s) ({first_line(error)}); "
@@ -275,11 +283,34 @@ def _fit(pipeline: Pipeline, name: str, texts: list[str], targets: np.ndarray,
         ) from error
     if vocabulary_built is not None:
         vocabulary_built()
+    fit_params: dict[str, np.ndarray] = {}
+    if extra_texts:
+        features, targets, weights = soft_label_rows(features, targets, extra[SOFT_LABEL_COLUMN].to_numpy())
+        fit_params = {f"{step}__sample_weight": weights for step, _ in pipeline.steps[1:]}
     try:  # the remaining steps are the pipeline's own objects, fitted in place
-        pipeline[1:].fit(features, targets)
+        pipeline[1:].fit(features, targets, **fit_params)
     except ValueError as error:  # scikit-learn estimators refuse unusable targets or settings so
         raise UserError(f"cannot fit {name} on the training reviews: {first_line(error)}") from error
     return pipeline
+
+
+def soft_label_rows(features: sparse.spmatrix, labels: np.ndarray, soft_labels: np.ndarray,
+                    ) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
+    """Rows, targets and sample weights for gold reviews (the first ``len(labels)`` rows of
+    ``features``, weight 1) plus soft-labelled ones (the rest): each of those enters twice, as a
+    positive with weight p and as a negative with weight 1 - p, so its expected loss is the cross
+    entropy against p. Rows of weight 0 are left out."""
+    from scipy import sparse
+
+    gold = len(labels)
+    extra = features[gold:]
+    soft = np.asarray(soft_labels, dtype=float)
+    rows = sparse.vstack([features[:gold], extra, extra], format="csr")
+    targets = np.concatenate([np.asarray(labels), np.ones(len(soft), dtype=int),
+                              np.zeros(len(soft), dtype=int)])
+    weights = np.concatenate([np.ones(gold), soft, 1.0 - soft])
+    keep = np.flatnonzero(weights > 0)
+    return rows[keep], targets[keep], weights[keep]
 
 
 def evaluate_baseline(model: Pipeline, frame: pd.DataFrame) -> dict[str, Any]:
@@ -314,19 +345,29 @@ def run_baseline(
     overwrite: bool = False,
     runs_dir: str | Path | None = None,
     progress: Progress | None = None,
+    extra_data: Sequence[str | Path] = (),
 ) -> dict[str, Any]:
     """Train ``settings.model`` on train, score validation, evaluate on the full test split, save both.
 
     The pipeline is seeded with ``data.seed``. Writes ``output/metrics.json`` (with the data
-    settings) and ``output/model/`` in one atomic step and returns the metrics.
+    settings) and ``output/model/`` in one atomic step and returns the metrics. ``extra_data``:
+    soft-labelled review files (see :func:`data.read_extra_reviews`) added to the training part
+    only, by sample weight; validation and test stay gold.
     """
     from .artifacts import atomic_output_dir, check_output_dir, write_json
-    from .data import LoadReport, warn_about_splits
+    from .data import LoadReport, read_extra_reviews, warn_about_splits
 
     started = time.perf_counter()
     spec, model, source = data, settings.model, data.source
     pipeline = build_baseline(model, spec.seed, **settings.params)
-    check_output_dir(output, overwrite, inputs=(source,))  # an occupied or overlapping output fails now
+    if extra_data and model in RATING_MODELS:
+        raise UserError(f"--extra-data gives P(positive), not star ratings; {model} cannot use it")
+    # An occupied output, or one overlapping an input, fails now.
+    check_output_dir(output, overwrite, inputs=(source, *extra_data))
+    extra = None
+    if extra_data:  # a bad extra file fails before the gold data loads
+        extra = read_extra_reviews(extra_data, text_column=spec.text_column,
+                                   cleaning=spec.cleaning)  # type: ignore[arg-type]  # DataSpec checks it
     report = LoadReport(source, "")
     with _step(progress, f"loading {source}", announce=False):  # bad data: the error line alone
         frames = spec.load(require=("train", "test"), report=report)
@@ -338,11 +379,16 @@ def run_baseline(
 
         check_ratings(frames["train"], f"the train split of {source}")
         target = "rating"
-    training = f"training {model} on {len(frames['train']):,} reviews"
+    if extra is not None:
+        extra = extra.held_out_of(frames)
+        if progress:
+            progress(extra.summary())
+    training = f"training {model} on {len(frames['train']) + (len(extra.frame) if extra else 0):,} reviews"
     with _step(progress, training, announce=False):  # texts without a vocabulary: the error line alone
         fit_started = time.perf_counter()
         fitted = _fit(pipeline, model, frames["train"]["text"].tolist(), frames["train"][target].to_numpy(),
-                      vocabulary_built=(lambda: progress(f"{training} ...")) if progress else None)
+                      vocabulary_built=(lambda: progress(f"{training} ...")) if progress else None,
+                      extra=extra.frame if extra else None)
         train_seconds = time.perf_counter() - fit_started
     validation_accuracy = None
     if "validation" in frames:
@@ -359,6 +405,7 @@ def run_baseline(
         "n_train": len(frames["train"]),
         "n_validation": len(frames.get("validation", ())),
         "skipped_empty": report.skipped_empty,
+        **(extra.record() if extra else {}),
         **spec.record(),
         "params": _params(fitted),
     })

@@ -19,6 +19,10 @@ from .modeling import ID2LABEL
 
 LABELS: tuple[str, str] = (ID2LABEL[0], ID2LABEL[1])
 """The label of each probability column: ``predict_proba(texts)[:, k]`` is P(``LABELS[k]``)."""
+PROMPTED_LLM = "prompted-llm"
+"""A prompted language model: the ``model_kind`` tag of its evaluation, the report's stage for it and
+what a hybrid records of such a transformer."""
+
 
 Progress = Callable[[int], Any]
 """Hears how many more reviews are done."""

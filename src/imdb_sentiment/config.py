@@ -30,7 +30,9 @@ TRUNCATIONS = ("head-tail", "head", "chunks")
 TRAIN_TRUNCATIONS = ("head", "head-tail")
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 TRAIN_PRECISIONS = ("auto", "bf16", "fp32")
-BACKENDS = ("torch", "onnx", "auto")
+LLAMA_CPP = "llama.cpp"
+"""The backend that runs a GGUF language model on llama.cpp (``llama-cpp-python``), weights as quantized."""
+BACKENDS = ("torch", "onnx", LLAMA_CPP, "auto")
 TARGETS = ("label", "rating")
 """What ``train --target`` fits: the polarity alone, or the polarity and the star rating."""
 

@@ -16,6 +16,7 @@ reviews are skipped with a warning that gives their count.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import string
@@ -474,3 +475,99 @@ def describe(frames: dict[str, pd.DataFrame]) -> dict[str, dict[str, float]]:
             "duplicate_texts": int(frame["text"].duplicated().sum()),
         }
     return info
+
+
+# --------------------------------------------------------------------------- extra (soft-labelled) reviews
+
+SOFT_LABEL_COLUMN = "p_positive"
+"""The column of a soft-labelled review file (``imdb-sentiment label``): P(positive) per review."""
+
+
+@dataclass
+class ExtraReviews:
+    """Reviews added to the training part only (``--extra-data``), each with P(positive) as its target."""
+
+    frame: pd.DataFrame
+    """``text`` (cleaned as the gold splits) and ``p_positive`` (0-1; a hard label is 0 or 1)."""
+    files: list[str]
+    dropped_in_evaluation: int = 0
+    """Reviews whose text is in the validation or test split: dropped, so no score measures memory."""
+    dropped_unscored: int = 0
+    """Reviews without a usable text or P(positive) (empty, or a teacher's error row)."""
+
+    def record(self) -> dict[str, object]:
+        """What a stage records in its metrics about the extra reviews."""
+        return {"extra_data": self.files, "n_extra": len(self.frame),
+                "extra_dropped_in_evaluation": self.dropped_in_evaluation,
+                "extra_dropped_unscored": self.dropped_unscored}
+
+    def summary(self) -> str:
+        """One line for the command's output."""
+        return (f"added {len(self.frame):,} extra training review(s) from {', '.join(self.files)}; dropped "
+                f"{self.dropped_in_evaluation:,} whose text is in the validation or test split"
+                + (f" and {self.dropped_unscored:,} without a text or P(positive)"
+                   if self.dropped_unscored else ""))
+
+    def held_out_of(self, frames: dict[str, pd.DataFrame]) -> ExtraReviews:
+        """These reviews less those whose text is in ``frames``' validation or test split (runs of
+        white space count as one space: a copy whose <br /> became a space is the same review), so
+        evaluation stays on gold reviews no model has seen."""
+        held_out = {" ".join(text.split()) for split in ("validation", "test") if split in frames
+                    for text in frames[split]["text"]}
+        leaked = self.frame["text"].map(lambda text: " ".join(text.split()) in held_out)
+        return dataclasses.replace(self, frame=self.frame[~leaked].reset_index(drop=True),
+                                   dropped_in_evaluation=self.dropped_in_evaluation + int(leaked.sum()))
+
+
+def read_extra_reviews(paths: Iterable[str | Path], frames: dict[str, pd.DataFrame] | None = None, *,
+                       text_column: str = "text", cleaning: Cleaning = "basic") -> ExtraReviews:
+    """Read soft-labelled review files for the training part: ``p_positive`` (else a hard ``label``)
+    is each review's target, texts are cleaned as the gold splits; with ``frames``, reviews found in
+    their validation or test split are dropped and counted (see :meth:`ExtraReviews.held_out_of`)."""
+    files = [str(path) for path in paths]
+    if not files:
+        raise UserError("no extra review files given")
+    extra = pd.concat([_extra_file(Path(path), text_column, cleaning) for path in files], ignore_index=True)
+    unscored = extra["text"].str.strip().eq("") | extra[SOFT_LABEL_COLUMN].isna()
+    reviews = ExtraReviews(extra[~unscored].reset_index(drop=True), files, 0, int(unscored.sum()))
+    return reviews if frames is None else reviews.held_out_of(frames)
+
+
+def _extra_file(path: Path, text_column: str, cleaning: Cleaning) -> pd.DataFrame:
+    """``text`` and ``p_positive`` of one extra file; a bad target is a one-line error naming the file."""
+    from .tables import check_input_file
+
+    check_input_file(path)
+    frame = read_table(path, text_column, label_column=None)
+    texts = frame[text_column]
+    if texts.map(lambda value: value is not None and not isinstance(value, str)).any():
+        raise UserError(f"column {text_column!r} in {path} holds non-text values")
+    if SOFT_LABEL_COLUMN in frame.columns:
+        targets = pd.to_numeric(frame[SOFT_LABEL_COLUMN], errors="coerce")
+        if (frame[SOFT_LABEL_COLUMN].notna() & targets.isna()).any() or ((targets < 0) | (targets > 1)).any():
+            raise UserError(f"{SOFT_LABEL_COLUMN} in {path} must be a probability between 0 and 1")
+    elif "label" in frame.columns:
+        targets = pd.Series(normalize_labels(frame["label"], str(path)), dtype=float)
+    else:
+        raise UserError(f"{path} has neither a {SOFT_LABEL_COLUMN!r} column (soft labels, as "
+                        "`imdb-sentiment label` writes) nor a 'label' column")
+    cleaned = [clean_text(text, cleaning) if isinstance(text, str) else "" for text in texts]
+    return pd.DataFrame({"text": cleaned, SOFT_LABEL_COLUMN: targets.to_numpy(dtype=float)})
+
+
+def read_split(source: str | Path, split: str, text_column: str = "text") -> pd.DataFrame:
+    """One split of a folder of split files (``unsupervised.parquet`` too), or a single review file,
+    raw: every column kept, no cleaning, no rows dropped."""
+    from .tables import TABLE_SUFFIXES
+
+    path = Path(source).expanduser()
+    if path.is_file():
+        return read_table(path, text_column, label_column=None)
+    if not path.is_dir():
+        raise UserError(f"data path not found: {source} (give a folder of split files or one review file)")
+    for suffix in TABLE_SUFFIXES:
+        candidate = path / f"{split}{suffix}"
+        if candidate.is_file():
+            return read_table(candidate, text_column, label_column=None)
+    found = sorted({file.stem for file in path.iterdir() if file.suffix.lower() in TABLE_SUFFIXES})
+    raise UserError(f"{path} has no {split} split (found: {', '.join(found) or 'none'})")

@@ -266,11 +266,15 @@ def encoder_for(tokenizer: Any) -> TextEncoder:
 # --------------------------------------------------------------------------- lengths
 
 
+POSITIONS_AFTER_PADDING = frozenset({"roberta", "xlm-roberta", "camembert", "mpnet"})
+"""Model types whose position ids count from the padding index + 1: two positions are never used."""
+
+
 def max_model_length(model_config: Any, tokenizer: Any) -> int:
     """The longest input the model accepts, special tokens included."""
     limits = [getattr(model_config, "max_position_embeddings", None)]
-    if getattr(model_config, "model_type", "") in {"roberta", "xlm-roberta", "camembert"}:
-        limits = [limits[0] - 2 if limits[0] else None]  # RoBERTa reserves two positions
+    if getattr(model_config, "model_type", "") in POSITIONS_AFTER_PADDING:
+        limits = [limits[0] - 2 if limits[0] else None]  # positions start after the padding index
     tokenizer_limit = getattr(tokenizer, "model_max_length", None)
     if tokenizer_limit and tokenizer_limit < 1_000_000:
         limits.append(tokenizer_limit)

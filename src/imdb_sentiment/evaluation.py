@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .classifier import Classifier
+from .classifier import PROMPTED_LLM, Classifier
 from .errors import UserError
 
 if TYPE_CHECKING:
@@ -155,7 +155,10 @@ def evaluate_model(
     a dict of splits or the test frame itself; the metrics record its settings. With ``output``,
     writes ``metrics.json`` and ``predictions.parquet`` there atomically; with ``runs_dir``, records
     the run there (as every stage does: see ``tracking``). A loaded hybrid
-    (:func:`imdb_sentiment.hybrid.load_model`) adds ``transformer_share``.
+    (:func:`imdb_sentiment.hybrid.load_model`) adds ``transformer_share``; a prompted language model
+    adds ``llm`` (its ``info()["llm"]``: label words, shots, bias), and its run is tagged
+    ``model_kind`` :data:`PROMPTED_LLM`. Every model's metrics hold ``seconds`` (spent scoring) and
+    ``reviews_per_second``.
     """
     from .artifacts import atomic_output_dir, check_output_dir
     from .config import EvaluationConfig, InferenceConfig
@@ -177,9 +180,13 @@ def evaluate_model(
         batch_size=batch_size, device=settings.device, precision=settings.precision,
         trust_remote_code=settings.trust_remote_code))
     metrics, predictions = score_frame(classifier, frame, batch_size=batch_size, progress=progress)
-    routing = classifier.info().get("hybrid")  # a hybrid: its mode, threshold and parts
+    described = classifier.info()
+    routing = described.get("hybrid")  # a hybrid: its mode, threshold and parts
     if routing is not None:
         metrics["hybrid"] = routing
+    prompting = described.get("llm")  # a prompted language model (or a hybrid's): its prompt and bias
+    if prompting is not None:
+        metrics["llm"] = prompting
     # Ready frames were read and cleaned by the caller, so they have no data settings to record.
     data_record = spec.record() if spec is not None else {"data": None, "cleaning": None}
     metrics.update(
@@ -198,10 +205,38 @@ def evaluate_model(
         params = {key: metrics[key] for key in ("data", "max_length", "truncation", "head_tokens",
                                                 "batch_size", "device", "dtype", "cleaning", "max_samples")}
         name = model.name if isinstance(model, Classifier) else str(model)
-        log_run(runs_dir, RunEntry(stage="evaluate", model=name, params=params, metrics=metrics,
-                                   duration=time.perf_counter() - started,
-                                   artifacts=[Path(output)] if output is not None else []))
+        log_run(runs_dir, RunEntry(stage="evaluate", model=name, params={**params, **llm_params(metrics)},
+                                   metrics=metrics, duration=time.perf_counter() - started,
+                                   artifacts=[Path(output)] if output is not None else [],
+                                   tags=run_tags(metrics)))
     return metrics
+
+
+def run_tags(metrics: dict[str, Any]) -> dict[str, str]:
+    """What an evaluation's run is tagged with: ``model_kind`` for a prompted language model alone."""
+    return {"model_kind": PROMPTED_LLM} if "llm" in metrics and "hybrid" not in metrics else {}
+
+
+def llm_params(metrics: dict[str, Any]) -> dict[str, Any]:
+    """A prompted language model's prompt settings as run parameters (``llm.bias``, ``llm.shots``, ...)."""
+    return {"llm": metrics["llm"]} if isinstance(metrics.get("llm"), dict) else {}
+
+
+def prompting_phrase(llm: dict[str, Any]) -> str:
+    """How a prompted language model was asked, from its ``info()["llm"]`` (or the run parameters
+    recorded from it): ``prompted zero-shot, calibration bias +0.25``."""
+    shots, bias = _finite(llm.get("shots")), _finite(llm.get("bias"))
+    asked = "zero-shot" if not shots else f"{shots:g}-shot"
+    return f"prompted {asked}" + ("" if bias is None else f", calibration bias {bias:+.2f}")
+
+
+def _finite(value: Any) -> float | None:
+    """A number (or its text, as run parameters hold it), else None."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) else None
 
 
 def _is_frame(data: object) -> bool:
@@ -214,10 +249,10 @@ def _load_classifier(model: str | os.PathLike[str], config: InferenceConfig) -> 
     """Load ``model``; unset input settings default to those it was trained with."""
     from .encoding import check_max_length
     from .inference import SentimentClassifier
-    from .llm import LLMClassifier, is_causal_lm_folder
+    from .llm import LLMClassifier, is_causal_lm
     from .modeling import load_config, load_tokenizer
 
-    if is_causal_lm_folder(model):  # a prompted causal LM, recognised from its config.json
+    if is_causal_lm(model, config.trust_remote_code):  # a prompted causal LM, recognised from its config
         return LLMClassifier.load(model, config)
     if config.max_length is not None:  # a one-line refusal before the weights load
         check_max_length(config.max_length, load_config(model, config.trust_remote_code),

@@ -1,4 +1,8 @@
-"""A hybrid classifier: a bag-of-words screen (NB-SVM) in front of a fine-tuned transformer.
+"""A hybrid classifier: a bag-of-words screen (NB-SVM) in front of a transformer.
+
+The transformer is a fine-tuned sequence classifier or a prompted language model (a causal LM
+folder or a GGUF model: :class:`~imdb_sentiment.llm.LLMClassifier`); the hybrid takes either
+through the :class:`~imdb_sentiment.classifier.Classifier` protocol.
 
 The screen costs about a hundredth of the transformer and makes different mistakes, so
 
@@ -13,7 +17,7 @@ The screen costs about a hundredth of the transformer and makes different mistak
 
 A hybrid folder holds ``hybrid.json`` (the settings and the choices validation made), the
 baseline as a skops file loaded against its trusted types, and a reference to the transformer
-folder (or a copy of it). :func:`load_hybrid` gives a :class:`HybridClassifier`: a
+folder or GGUF file (or a copy of it). :func:`load_hybrid` gives a :class:`HybridClassifier`: a
 :class:`~imdb_sentiment.classifier.Classifier`, so it works wherever a
 :class:`~imdb_sentiment.inference.SentimentClassifier` does.
 """
@@ -31,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .classifier import Classifier, Details, Progress, check_texts
+from .classifier import PROMPTED_LLM, Classifier, Details, Progress, check_texts
 from .errors import UserError, first_line
 from .inference import SentimentClassifier
 
@@ -55,6 +59,9 @@ VERSIONS = (1,)
 """The ``hybrid.json`` versions this code reads; it writes the last."""
 BASELINE_PART = "baseline"
 TRANSFORMER_PART = "transformer"
+FINE_TUNED = "fine-tuned"
+TRANSFORMER_KINDS = {FINE_TUNED: "a fine-tuned transformer", PROMPTED_LLM: "a prompted language model"}
+"""What a hybrid's transformer is (as ``metrics.json`` records it), and how its card says so."""
 THRESHOLDS = np.round(np.arange(0.0, 0.5001, 0.01), 2)
 """Cascade thresholds tried on validation: the screen decides where ``|p - 0.5|`` exceeds one."""
 MARGIN_SE = 1.0
@@ -104,10 +111,11 @@ class HybridSettings:
     baseline: str = BASELINE_PART
     """The baseline's folder (``model.skops``), relative to the hybrid folder or absolute."""
     transformer: str = TRANSFORMER_PART
-    """The transformer's folder, relative to the hybrid folder or absolute."""
+    """The transformer's folder (or GGUF file), relative to the hybrid folder or absolute."""
     screen_cleaning: str = "basic"
     transformer_labels: list[int] = field(default_factory=lambda: [0, 1])
-    """The transformer's output index of negative and positive when the hybrid was made."""
+    """The transformer's output index of negative and positive when the hybrid was made
+    (a prompted language model's are always ``[0, 1]``)."""
     validation: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -293,7 +301,7 @@ class HybridClassifier(Classifier):
     inputs, the device and the precision are the transformer's (``transformer``).
     """
 
-    def __init__(self, screen: Pipeline, transformer: SentimentClassifier, settings: HybridSettings,
+    def __init__(self, screen: Pipeline, transformer: Classifier, settings: HybridSettings,
                  name: str = "") -> None:
         self.screen = screen
         self.transformer = transformer
@@ -321,9 +329,10 @@ class HybridClassifier(Classifier):
             self.threshold = check_threshold(threshold)
         return self
 
-    def gradient_classifier(self) -> SentimentClassifier:
+    def gradient_classifier(self) -> Classifier:
         """The transformer part with gradients, for explanations
-        (see :meth:`SentimentClassifier.gradient_classifier`)."""
+        (see :meth:`SentimentClassifier.gradient_classifier`); a prompted language model has none
+        and says so in one line."""
         return self.transformer.gradient_classifier()
 
     def info(self) -> dict[str, Any]:
@@ -368,8 +377,8 @@ class HybridClassifier(Classifier):
 
 def load_hybrid(folder: str | os.PathLike[str], config: InferenceConfig | None = None,
                 **transformer_options: Any) -> HybridClassifier:
-    """Load a hybrid folder; ``config`` and ``transformer_options`` go to :meth:`SentimentClassifier.load`
-    for its transformer."""
+    """Load a hybrid folder; ``config`` and ``transformer_options`` go to its transformer's loader
+    (:func:`load_transformer`)."""
     from .baselines import load_baseline
 
     root = Path(folder)
@@ -378,12 +387,37 @@ def load_hybrid(folder: str | os.PathLike[str], config: InferenceConfig | None =
     transformer = _part(root, settings.transformer, "transformer")
     screen = load_baseline(baseline)
     check_screen(screen, baseline)
-    model = SentimentClassifier.load(transformer, config=config, **transformer_options)
-    if list(model.label_order) != list(settings.transformer_labels):
+    model = load_transformer(transformer, config, **transformer_options)
+    if transformer_labels(model) != list(settings.transformer_labels):
         raise UserError(f"mismatched label orders: the transformer at {transformer} puts negative/positive "
-                        f"at {model.label_order}, the hybrid was fitted with {settings.transformer_labels}; "
-                        "rebuild it with `imdb-sentiment hybrid`")
+                        f"at {transformer_labels(model)}, the hybrid was fitted with "
+                        f"{settings.transformer_labels}; rebuild it with `imdb-sentiment hybrid`")
     return HybridClassifier(screen, model, settings, name=str(folder))
+
+
+def load_transformer(path: str | os.PathLike[str], config: InferenceConfig | None = None,
+                     **options: Any) -> Classifier:
+    """A hybrid's transformer: a prompted :class:`~imdb_sentiment.llm.LLMClassifier` for a causal LM
+    folder or a GGUF model, else a :class:`SentimentClassifier`."""
+    from .llm import LLMClassifier, is_causal_lm
+
+    trust = bool(options.get("trust_remote_code", config.trust_remote_code if config else False))
+    if is_causal_lm(path, trust):  # its config names a causal LM (a folder, a GGUF file or a Hub id)
+        return LLMClassifier.load(path, config, **options)
+    return SentimentClassifier.load(path, config=config, **options)
+
+
+def transformer_labels(model: Classifier) -> list[int]:
+    """The transformer's output index of negative and positive; any classifier but a fine-tuned one
+    already gives its probabilities in :data:`~imdb_sentiment.classifier.LABELS` order."""
+    return list(model.label_order) if isinstance(model, SentimentClassifier) else [0, 1]
+
+
+def transformer_kind(model: Classifier) -> str:
+    """Which of :data:`TRANSFORMER_KINDS` ``model`` is."""
+    from .llm import LLMClassifier
+
+    return PROMPTED_LLM if isinstance(model, LLMClassifier) else FINE_TUNED
 
 
 def screen_file(folder: str | os.PathLike[str]) -> Path:
@@ -419,11 +453,7 @@ def load_model(id_or_path: str | os.PathLike[str], config: InferenceConfig | Non
     if mode is not None or threshold is not None:
         raise UserError(f"--mode and --threshold apply to hybrid folders only; {id_or_path} is not one "
                         f"(no {HYBRID_FILE})")
-    from .llm import LLMClassifier, is_causal_lm_folder
-
-    if is_causal_lm_folder(id_or_path):  # config.json names a causal LM: a prompted classifier
-        return LLMClassifier.load(id_or_path, config, **options)
-    return SentimentClassifier.load(id_or_path, config=config, **options)
+    return load_transformer(id_or_path, config, **options)
 
 
 def _part(root: Path, where: str, what: str) -> Path:
@@ -506,10 +536,13 @@ def baseline_model_dir(path: str | os.PathLike[str]) -> Path:
 
 
 def check_transformer_dir(path: str | os.PathLike[str]) -> Path:
+    """A transformer folder (with ``config.json``: fine-tuned or a causal LM) or a GGUF model."""
+    from .llm import is_gguf
+
     folder = Path(path)
     if not folder.exists():
         raise UserError(f"transformer folder not found: {folder}")
-    if not (folder / "config.json").is_file():
+    if not (folder / "config.json").is_file() and not is_gguf(folder):
         hint = " (it looks like a baseline: pass it as --baseline)" if (
             (folder / "model.skops").is_file() or (folder / "model" / "model.skops").is_file()) else ""
         raise UserError(f"{folder} is not a transformer folder (no config.json){hint}")
@@ -592,9 +625,9 @@ def fit_hybrid(baseline: str | os.PathLike[str], transformer: str | os.PathLike[
     check_screen(screen, baseline_dir)
     validation = frames["validation"]
     say(f"scoring {len(validation):,} validation reviews with both parts")
-    model = SentimentClassifier.load(transformer_dir, device=config.device, backend=config.backend)
+    model = load_transformer(transformer_dir, device=config.device, backend=config.backend)
     settings = HybridSettings(mode=config.mode, screen_cleaning=config.cleaning,
-                              transformer_labels=list(model.label_order))
+                              transformer_labels=transformer_labels(model))
     hybrid = HybridClassifier(screen, model, settings)
     texts = validation["text"].tolist()
     scheme = resolve_refit(config, frames["train"], validation)
@@ -611,7 +644,8 @@ def fit_hybrid(baseline: str | os.PathLike[str], transformer: str | os.PathLike[
     transformer_p = model.predict_proba(texts)[:, 1]
     choice = choose(screen_p, transformer_p, validation["label"].to_numpy(), max_drop=config.max_drop,
                     seed=config.seed)
-    facts = {"n_validation": len(validation), "data": data, "refit": scheme.record(config.refit_folds)}
+    facts = {"n_validation": len(validation), "data": data, "refit": scheme.record(config.refit_folds),
+             "transformer_kind": transformer_kind(model)}
     metrics = save_hybrid(output, settings, choice, baseline_dir, transformer_dir, config, facts,
                           overwrite=overwrite,
                           started=started,
@@ -684,7 +718,9 @@ def save_hybrid(output: str | os.PathLike[str], settings: HybridSettings, choice
                "baseline": str(baseline_dir), "transformer": str(transformer_dir)}
     with atomic_output_dir(output, overwrite) as tmp:
         shutil.copytree(baseline_dir, tmp / BASELINE_PART)
-        if config.copy_transformer:
+        if config.copy_transformer and transformer_dir.is_file():  # a GGUF file: in a folder of its own
+            settings.transformer = _copy_gguf(transformer_dir, tmp / TRANSFORMER_PART)
+        elif config.copy_transformer:
             shutil.copytree(transformer_dir, tmp / TRANSFORMER_PART)
         else:
             settings.transformer = str(transformer_dir.resolve())
@@ -695,8 +731,22 @@ def save_hybrid(output: str | os.PathLike[str], settings: HybridSettings, choice
         metrics["train_seconds"] = (None if parts_train_seconds is None
                                     else round(parts_train_seconds + metrics.get("seconds", 0.0), 2))
         write_json(tmp / "metrics.json", metrics)
-        (tmp / "README.md").write_text(render_hybrid_card(settings, metrics), encoding="utf-8")
+        kind = TRANSFORMER_KINDS[facts.get("transformer_kind", FINE_TUNED)]
+        (tmp / "README.md").write_text(render_hybrid_card(settings, metrics, kind), encoding="utf-8")
     return metrics
+
+
+def _copy_gguf(file: Path, folder: Path) -> str:
+    """Copy a GGUF file, with the prompt settings beside it, into ``folder``; its path in the hybrid."""
+    import shutil
+
+    from .llm import PROMPT_FILE
+
+    folder.mkdir()
+    shutil.copy2(file, folder / file.name)
+    if (file.parent / PROMPT_FILE).is_file():
+        shutil.copy2(file.parent / PROMPT_FILE, folder / PROMPT_FILE)
+    return f"{folder.name}/{file.name}"
 
 
 @dataclass(frozen=True)

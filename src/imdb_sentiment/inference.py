@@ -37,7 +37,7 @@ from .encoding import (
     make_windows,
     max_model_length,
 )
-from .engines import choose_cpu_engine, measures_engine, wants_onnx
+from .engines import check_encoder_backend, choose_cpu_engine, measures_engine, wants_onnx
 from .errors import UserError
 from .exporters.onnx import ONNX_META
 from .modeling import check_model_folder, folder_config, label_order, resolve_model_source
@@ -166,6 +166,7 @@ class SentimentClassifier(Classifier):
         if max_batch_tokens != "auto":  # None is a setting here (rows only), so "auto" means not given
             settings = dataclasses.replace(settings, max_batch_tokens=max_batch_tokens)
         device, precision, backend = settings.device, settings.precision, settings.backend
+        check_encoder_backend(backend)
         trust_remote_code = settings.trust_remote_code
         folder = Path(str(id_or_path)).expanduser()
         if not folder.is_dir():  # a file, a missing path or an unreachable Hub fails before any slow import

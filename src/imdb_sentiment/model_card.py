@@ -132,13 +132,14 @@ classify("A moving, beautifully acted film.", truncation=True, max_length={confi
 """
 
 
-def render_hybrid_card(settings: Any, metrics: dict[str, Any]) -> str:
-    """README.md of a hybrid folder: its parts, what validation chose, how to use it."""
+def render_hybrid_card(settings: Any, metrics: dict[str, Any], kind: str = "a fine-tuned transformer") -> str:
+    """README.md of a hybrid folder: its parts, what validation chose, how to use it. ``kind`` says
+    what its transformer is."""
     accuracy = metrics.get("validation_accuracy", {})
     rows = "\n".join(f"| {name} | {value:.4f} |" for name, value in accuracy.items())
     return f"""# imdb-sentiment hybrid classifier
 
-A bag-of-words screen (`{settings.baseline}`) in front of a fine-tuned transformer
+A bag-of-words screen (`{settings.baseline}`) in front of {kind}
 (`{settings.transformer}`). Default mode: **{settings.mode}** (auto: cascade on a CPU, ensemble on a GPU).
 
 * ensemble: a logistic stacker on both parts' log-odds (screen weight {settings.stacker.weight:.3f}:

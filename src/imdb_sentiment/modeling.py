@@ -187,7 +187,7 @@ def load_classifier(
 def check_classifier_config(config: Any, where: str | os.PathLike[str]) -> None:
     """A trained sequence-classification head with labels that map to negative/positive."""
     if not is_classifier_config(config):
-        raise UserError(f"{where} is not a sequence-classification model "
+        raise UserError(f"{where} is neither a sequence-classification model nor a causal language model "
                         f"(architectures: {', '.join(getattr(config, 'architectures', None) or ['none'])}); "
                         "fine-tune it first with `imdb-sentiment train`")
     label_order(config)

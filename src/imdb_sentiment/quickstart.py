@@ -1,4 +1,5 @@
-"""The main job in one command: baseline → pretrained classifier → fine-tuned model → hybrid → report.
+"""The main job in one command: baseline → pretrained classifier → (prompted LLM) → fine-tuned model →
+hybrid → report.
 
 Every stage is scored on the same test reviews, recorded in the run store, and the report tells
 the story from those records. On a CPU the defaults keep the whole job to minutes (a training
@@ -31,6 +32,7 @@ NONE = "none"
 CPU_DEFAULTS = {"max_train_samples": 1000, "max_eval_samples": 200, "max_test_samples": 500,
                 "max_length": 128, "epochs": 1.0}
 MARKER = "quickstart.json"
+LLM_SKIPPED = "no --llm given: the prompted-LLM stage was skipped"
 VALIDATION_SIZE = 0.1
 GPU_DEFAULTS = {"max_train_samples": None, "max_eval_samples": None, "max_test_samples": None,
                 "max_length": 512, "epochs": 3.0}
@@ -51,6 +53,8 @@ class QuickstartPlan:
     baseline: str = "random-forest"
     ready_model: str | None = None
     """A model already fine-tuned elsewhere (e.g. on a GPU), scored next to the others."""
+    llm: str | None = None
+    """A prompted language model (a causal LM folder or a GGUF model), scored as it comes."""
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     max_test_samples: int | None = None
@@ -75,11 +79,15 @@ class QuickstartPlan:
                 f"{size(self.max_test_samples, 'test reviews')} for every stage; the baseline and the "
                 f"fine-tuned model learn from the same train reviews")
 
+    def skipped_stages(self) -> list[str]:
+        """One line per stage this job leaves out, saying why."""
+        return [line for line in (self.skipped, "" if self.llm else LLM_SKIPPED) if line]
+
 
 def make_plan(*, data: str, model: str, pretrained: str, output: str | Path, runs_dir: str | Path | None,
               device: str | None = None, overrides: dict[str, Any] | None = None,
-              baseline: str = "random-forest", seed: int = 42, ready_model: str | None = None
-              ) -> QuickstartPlan:
+              baseline: str = "random-forest", seed: int = 42, ready_model: str | None = None,
+              llm: str | None = None) -> QuickstartPlan:
     """Resolve defaults: CPU-sized or full data by device; ``0`` sample sizes mean "all".
 
     ``runs_dir`` is the run store every command records into (``runs`` by default), so ``runs`` and
@@ -99,9 +107,23 @@ def make_plan(*, data: str, model: str, pretrained: str, output: str | Path, run
     out = Path(output).expanduser()
     if ready_model is not None and not Path(ready_model).expanduser().is_dir():
         raise UserError(f"--ready-model {ready_model} is not a model folder")
+    if llm is not None:
+        check_llm(llm)
     return QuickstartPlan(data=data, model=model, pretrained=chosen, output=out,
                           runs_dir=Path(runs_dir).expanduser() if runs_dir else out / "runs", device=device,
-                          baseline=baseline, ready_model=ready_model, seed=seed, skipped=skipped, **sizes)
+                          baseline=baseline, ready_model=ready_model, llm=llm, seed=seed, skipped=skipped,
+                          **sizes)
+
+
+def check_llm(llm: str) -> None:
+    """``--llm`` must be a local prompted language model: a causal LM folder or a GGUF model."""
+    from .llm import is_causal_lm_folder
+
+    if not Path(llm).expanduser().exists():
+        raise UserError(f"--llm {llm} not found (pass a local causal LM folder or GGUF file)")
+    if not is_causal_lm_folder(Path(llm).expanduser()):
+        raise UserError(f"--llm {llm} is not a causal language model (no config.json naming one, "
+                        "and no GGUF file)")
 
 
 def _pretrained(value: str) -> tuple[str | None, str]:
@@ -129,23 +151,25 @@ def run_quickstart(plan: QuickstartPlan, *, overwrite: bool = False, echo: Echo 
 
     marker = plan.output / MARKER
     check_output_dir(plan.output, overwrite or marker.is_file(),  # a rerun may replace its own output
-                     inputs=(plan.data, plan.model, plan.pretrained))
+                     inputs=(plan.data, plan.model, plan.pretrained, plan.llm))
     session = uuid.uuid4().hex[:12]
     echo(plan.describe())
-    if plan.skipped:
-        echo(plan.skipped)
+    for line in plan.skipped_stages():
+        echo(line)
     frames = _load(plan, echo)  # bad data fails here, before anything is written
     _quiet_progress_bars()
     ensure_writable(plan.runs_dir)
     write_json(marker, {**asdict(plan), "session": session, "status": "running"})
     stages = [("baseline", run_baseline_stage), ("pretrained", run_pretrained_stage),
-              ("fine-tune", run_finetune_stage), ("ready model", run_ready_stage),
-              ("hybrid", run_hybrid_stage)]
-    wanted = {"pretrained": plan.pretrained is not None, "ready model": plan.ready_model is not None}
+              ("prompted LLM", run_llm_stage), ("fine-tune", run_finetune_stage),
+              ("ready model", run_ready_stage), ("hybrid", run_hybrid_stage)]
+    wanted = {"pretrained": plan.pretrained is not None, "prompted LLM": plan.llm is not None,
+              "ready model": plan.ready_model is not None}
     timings = {name: _stage(echo, name, lambda run=run: run(plan, frames, session))
                for name, run in stages if wanted.get(name, True)}
     report = plan.output / "report"
-    note = f"Quickstart on `{plan.data}`: {plan.describe()}." + (f" {plan.skipped}." if plan.skipped else "")
+    note = " ".join([f"Quickstart on `{plan.data}`: {plan.describe()}.",
+                     *(f"{line}." for line in plan.skipped_stages())])
     write_report(plan.runs_dir, report, overwrite=True, only={"quickstart": session}, notes=[note])
     write_json(marker, {**asdict(plan), "session": session, "status": "done", "seconds": timings})
     return report
@@ -214,7 +238,8 @@ def _score_baseline(model: Any, test: pd.DataFrame) -> tuple[dict[str, Any], pd.
     seconds = time.perf_counter() - started
     predicted = (scores >= 0.5).astype(np.int64)
     metrics = classification_metrics(test["label"].to_numpy(), predicted, scores)
-    metrics["reviews_per_second"] = round(len(test) / seconds, 2) if seconds > 0 else None
+    metrics.update(seconds=round(seconds, 3),
+                   reviews_per_second=round(len(test) / seconds, 2) if seconds > 0 else None)
     predictions = pd.DataFrame({"id": test["id"].astype(str), "label": test["label"].astype(np.int64),
                                 "predicted": predicted, "score": scores.astype(np.float32)})
     return metrics, predictions
@@ -234,6 +259,26 @@ def run_pretrained_stage(plan: QuickstartPlan, frames: dict[str, pd.DataFrame], 
     seconds = _record(plan, session, "pretrained", str(plan.pretrained), metrics, started,
                       [folder / "predictions.parquet"], params)
     return _summary(metrics), seconds
+
+
+def run_llm_stage(plan: QuickstartPlan, frames: dict[str, pd.DataFrame], session: str) -> tuple[str, float]:
+    """Score the prompted language model, as it comes (no training), on the test reviews, with the review
+    tokens every model of this job reads; what it costs to run goes beside its accuracy."""
+    from .classifier import PROMPTED_LLM
+    from .config import EvaluationConfig
+    from .evaluation import evaluate_model, llm_params, prompting_phrase
+
+    started = time.perf_counter()
+    folder = plan.output / "prompted-llm"
+    metrics = evaluate_model(str(plan.llm), {"test": frames["test"]}, folder,
+                             EvaluationConfig(max_length=plan.max_length, seed=plan.seed, device=plan.device),
+                             overwrite=True, progress=_terminal())
+    params = {k: metrics.get(k) for k in ("max_length", "truncation", "batch_size", "device", "dtype")}
+    seconds = _record(plan, session, PROMPTED_LLM, str(plan.llm), metrics, started,
+                      [folder / "predictions.parquet"], {**params, **llm_params(metrics)})
+    rate = metrics.get("reviews_per_second")
+    cost = f", {1000 / rate:.1f} s per 1,000 reviews ({rate:.1f} reviews/s)" if rate else ""
+    return _summary(metrics) + f"; {prompting_phrase(metrics.get('llm') or {})}{cost}", seconds
 
 
 def run_finetune_stage(plan: QuickstartPlan, frames: dict[str, pd.DataFrame], session: str

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,8 @@ ENGINES = ("local", "ray")
 """``predict --engine``: this process, or a Ray cluster (local or joined with ``--address``)."""
 RAY_SUFFIXES = (".parquet", ".csv", ".tsv", ".jsonl", ".json", ".txt")
 INSTALL_HINT = "pip install 'imdb-sentiment[scale]'"
+ADDED_COLUMNS_KEY = b"imdb_sentiment.added_columns"
+"""Parquet schema metadata: the names the scoring gave its label, score, truncated and error columns."""
 IO_TASK = {"num_cpus": 0}
 """Reading and writing reserve no CPU: the actors take them all, and I/O tasks waiting for a free
 CPU behind a full actor pool would never run."""
@@ -66,7 +69,8 @@ class RaySummary:
     seconds: float
     actors: int
     columns: list[str]
-    """Names of the added columns (``predicted_`` prefixed when the input already had them)."""
+    """Names of the label, score, truncated and error columns, as the scoring chose them
+    (see ``tables.free_names``)."""
 
 
 def check_engine(engine: str) -> str:
@@ -208,26 +212,39 @@ class _Scorer:
         for name, kind in zip(names, (pa.string(), pa.float64(), pa.bool_(), pa.string()), strict=True):
             index = table.schema.get_field_index(name)
             table = table.set_column(index, name, table.column(index).cast(kind))
-        return table
+        # The names chosen here travel with the parts, so the summary reads the right columns.
+        metadata = {**(table.schema.metadata or {}), ADDED_COLUMNS_KEY: json.dumps(names).encode()}
+        return table.replace_schema_metadata(metadata)
 
 
 def _count(folder: Path) -> tuple[int, int, list[str]]:
-    """Rows, bad rows and the added column names, read back from the written parts."""
+    """Rows, bad rows and the label, score, truncated and error column names, read back from the
+    written parts (each part's error column under the name its scoring chose)."""
     import pyarrow.parquet as pq
+
+    from .tables import OUTPUT_COLUMNS
 
     parts = sorted(folder.glob("*.parquet"))
     if not parts:  # no rows in the input
-        return 0, 0, _added_columns([])
-    names = _added_columns(pq.read_schema(parts[0]).names)
-    errors = pq.read_table(folder, columns=[names[3]]).column(0)
-    return len(errors), len(errors) - errors.null_count, names
+        return 0, 0, list(OUTPUT_COLUMNS)
+    rows = bad = 0
+    first: list[str] | None = None
+    for part in parts:
+        names = _part_columns(part)
+        errors = pq.read_table(part, columns=[names[3]]).column(0)
+        rows, bad = rows + len(errors), bad + len(errors) - errors.null_count
+        first = first or names
+    return rows, bad, first or list(OUTPUT_COLUMNS)
 
 
-def _added_columns(columns: list[str]) -> list[str]:
-    from .tables import OUTPUT_COLUMNS
+def _part_columns(part: Path) -> list[str]:
+    """The label, score, truncated and error column names a written part records."""
+    import pyarrow.parquet as pq
 
-    prefixed = [f"predicted_{name}" for name in OUTPUT_COLUMNS]
-    return prefixed if all(name in columns for name in prefixed) else list(OUTPUT_COLUMNS)
+    metadata = pq.read_schema(part).metadata or {}
+    if ADDED_COLUMNS_KEY not in metadata:
+        raise UserError(f"{part} does not record its result columns; it was not written by --engine ray")
+    return [str(name) for name in json.loads(metadata[ADDED_COLUMNS_KEY])]
 
 
 def _user_error(error: BaseException) -> UserError | None:

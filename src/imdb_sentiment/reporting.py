@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .classifier import PROMPTED_LLM
 from .errors import UserError
+from .evaluation import prompting_phrase
 from .formatting import format_value, short_model_name
 from .plots import (
     new_figure,
@@ -33,11 +35,14 @@ from .tracking import RunRecord
 if TYPE_CHECKING:
     import optuna
 
-STAGE_ORDER = ("baseline", "pretrained", "evaluate", "train", "fine-tuned", "tune-trial", "tuned", "ready",
-               "hybrid")
+STAGE_ORDER = ("baseline", "pretrained", PROMPTED_LLM, "evaluate", "train", "fine-tuned", "tune-trial",
+               "tuned", "ready", "hybrid")
+"""The story's steps; a prompted language model's evaluation (quickstart's, or ``evaluate`` on one) is
+the ``prompted-llm`` step."""
 STAGE_TITLES = {
     "baseline": "Baseline (bag of words)",
     "pretrained": "Pretrained classifier",
+    PROMPTED_LLM: "Prompted LLM",
     "evaluate": "Fine-tuned, re-evaluated",
     "train": "Fine-tuned",
     "fine-tuned": "Fine-tuned",
@@ -83,6 +88,8 @@ def story_stage(record: RunRecord) -> str:
     """The run's step in the story: an evaluation of a model not trained here is "pretrained"."""
     if record.stage == "evaluate" and record.metric("transformer_share") is not None:
         return "hybrid"  # an evaluation of a hybrid folder
+    if record.stage == "evaluate" and record.tags.get("model_kind") == PROMPTED_LLM:
+        return PROMPTED_LLM
     if record.stage == "evaluate" and record.tags.get("model_origin") == "pretrained":
         return "pretrained"
     return record.stage
@@ -337,6 +344,7 @@ def build_document(records: Sequence[RunRecord], studies: Sequence[optuna.Study]
         document.para(note)
     _story_section(document, entries)
     _leaderboard_section(document, entries)
+    _cost_section(document, entries)
     _rating_section(document, entries)
     _best_section(document, entries, folder)
     _roc_section(document, entries, folder)
@@ -372,6 +380,8 @@ def _training_phrase(entry: Entry) -> str:
         return f", fine-tuned beforehand on {trained}" + (f" ({', '.join(facts)})" if facts else "")
     if entry.stage in ("pretrained", "evaluate"):
         return ", not trained here"
+    if entry.stage == PROMPTED_LLM:
+        return f", {prompting(entry.record)}, not fine-tuned" + _cost_phrase(entry)
     if entry.stage == "hybrid":
         share = entry.record.metric("transformer_share", "validation_transformer_share")
         made = (f", made in {_seconds(entry.train_seconds)} (both parts' training and its fit)"
@@ -381,6 +391,24 @@ def _training_phrase(entry: Entry) -> str:
     if entry.train_seconds:
         parts.append(f"{_seconds(entry.train_seconds)} of training")
     return f", from {' and '.join(parts)}" if parts else ""
+
+
+def prompting(record: RunRecord) -> str:
+    """How a prompted language model was asked: its shots and calibration bias, as its run recorded
+    them (``llm.shots``, ``llm.bias``: the classifier's ``info()["llm"]``)."""
+    return prompting_phrase({key: record.params.get(f"llm.{key}") for key in ("shots", "bias")})
+
+
+def seconds_per_1000(entry: Entry) -> float | None:
+    """What scoring 1,000 reviews took, from the run's reviews per second."""
+    return 1000 / entry.reviews_per_second if entry.reviews_per_second else None
+
+
+def _cost_phrase(entry: Entry) -> str:
+    per_1000 = seconds_per_1000(entry)
+    if per_1000 is None:
+        return ""
+    return f"; {_seconds(per_1000)} per 1,000 reviews ({_num(entry.reviews_per_second, 1)} reviews/s)"
 
 
 def _same_data_comparison(entries: Sequence[Entry]) -> str:
@@ -411,6 +439,48 @@ def _leaderboard_section(document: Document, entries: Sequence[Entry]) -> None:
     notes = [f"{e.record.run_id[:8]}: {e.note}." for e in entries if e.note]
     document.para(" ".join(["Accuracy is on the test split unless the split column says validation "
                             "(tuning trials never see test).", *notes]))
+
+
+COST_STAGES = (PROMPTED_LLM, "pretrained", "train", "fine-tuned", "tuned", "ready", "hybrid")
+"""The stages set beside a prompted language model: what else a user could run on the same reviews."""
+
+
+def _cost_section(document: Document, entries: Sequence[Entry]) -> None:
+    """With a prompted language model: its accuracy and what it costs to run, beside the fine-tuned
+    models and the hybrid (each stage's best on test), so the report shows when prompting pays."""
+    prompted = best_entry([e for e in entries if e.stage == PROMPTED_LLM])
+    if prompted is None:
+        return
+    bests = [best_entry([e for e in entries if e.stage == stage and e.split == prompted.split])
+             for stage in COST_STAGES]
+    rows = [[STAGE_TITLES[best.stage], f"`{short_model_name(best.model)}`",
+             prompting(best.record) if best.stage == PROMPTED_LLM else "", _int(best.reviews),
+             _num(best.accuracy), _seconds(seconds_per_1000(best)), _num(best.reviews_per_second, 1)]
+            for best in bests if best is not None]
+    document.heading("Prompting against fine-tuning: accuracy and cost")
+    document.table(["stage", "model", "prompt", "reviews", "accuracy", "time per 1,000 reviews", "reviews/s"],
+                   rows)
+    document.para(_cost_verdict(prompted, [best for best in bests[1:] if best is not None]))
+
+
+def _cost_verdict(prompted: Entry, rivals: Sequence[Entry]) -> str:
+    """One sentence: which model beats the prompted one on accuracy, and at what speed."""
+    if not rivals:
+        return ("No fine-tuned model or hybrid was scored on these reviews to compare the prompted "
+                "language model with.")
+    better = [e for e in rivals if (e.accuracy or 0.0) > (prompted.accuracy or 0.0)]
+    if not better:
+        return (f"The prompted language model is the most accurate of these ({_num(prompted.accuracy)}): "
+                "prompting pays here, with no training at all.")
+    best = max(better, key=lambda e: e.accuracy or 0.0)
+    speed = ""
+    theirs, mine = seconds_per_1000(best), seconds_per_1000(prompted)
+    if theirs and mine:
+        speed = (f" and runs {mine / theirs:.1f}x faster" if mine >= theirs
+                 else f" and runs {theirs / mine:.1f}x slower")
+    return (f"The {STAGE_TITLES[best.stage].lower()} model reaches {_num(best.accuracy)} against the "
+            f"prompted language model's {_num(prompted.accuracy)}{speed}; prompting pays where no labelled "
+            "reviews or training time are at hand.")
 
 
 def _rating_section(document: Document, entries: Sequence[Entry]) -> None:

@@ -14,7 +14,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,8 @@ from .errors import UserError, first_line
 if TYPE_CHECKING:
     import pandas as pd
     from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainingArguments
+
+    from .data import ExtraReviews
 
 DataSource = DataSpec | str | os.PathLike[str] | dict[str, "pd.DataFrame"]
 """Where ``train`` reads reviews: a :class:`DataSpec`, a source name (read with the defaults), or
@@ -78,6 +80,7 @@ def train(
     callbacks: list[Any] | None = None,
     progress: bool = True,
     runs_dir: str | os.PathLike[str] | None = None,
+    extra_data: Sequence[str | os.PathLike[str]] = (),
 ) -> TrainResult:
     """Fine-tune ``model`` on ``data`` and, with ``output``, save a model ``pipeline`` can load.
 
@@ -86,10 +89,14 @@ def train(
     temporary folder and saves nothing (hyper-parameter search). A :class:`DataSpec` must carve
     validation as ``config`` says (seed, validation size, group column). ``callbacks`` go to the
     ``Trainer``; per-epoch validation accuracy reaches them as ``metrics["eval_accuracy"]``. With
-    ``runs_dir`` the run is recorded there (see ``tracking``).
+    ``runs_dir`` the run is recorded there (see ``tracking``). ``extra_data``: soft-labelled review
+    files (see :func:`data.read_extra_reviews`) added to the training part only and learnt by
+    distillation (cross entropy against each review's P(positive)); validation and test stay gold.
     """
     config.validate()
     settings = settings or TrainRun()
+    if extra_data and config.target == "rating":
+        raise UserError("--extra-data gives P(positive), not star ratings; it cannot train --target rating")
     if distributed.world_size() > 1 and output is None:
         raise UserError("training in several processes needs an output folder for the shared checkpoints")
     if settings.push_to_hub and output is None:
@@ -99,22 +106,28 @@ def train(
         from .artifacts import check_output_dir
 
         source = spec.source if spec is not None else data
-        check_output_dir(output, overwrite, inputs=(model, source))  # fail before the slow part
+        check_output_dir(output, overwrite, inputs=(model, source, *extra_data))  # fail before the slow part
     run = _run_keys(model, spec, settings)
-    frames = _splits(data if spec is None else spec, config, evaluate_test=settings.evaluate_test,
-                     max_test_samples=settings.max_test_samples)
+    frames, extra = _splits(data if spec is None else spec, config, evaluate_test=settings.evaluate_test,
+                            max_test_samples=settings.max_test_samples, extra_data=extra_data)
+    if extra is not None and progress and distributed.is_main():
+        print(extra.summary(), file=sys.stderr)
     from .modeling import default_device
 
     distributed.start(default_device())  # a no-op without a launcher such as torchrun
     main = distributed.is_main()  # only the main process writes; the others train and wait
     with work_dir(output) as work:
         with distributed.main_first():
-            checkpoint = prepare_checkpoints(work, to_toml(run, config), settings.resume, progress and main)
+            # Checkpoints of a run on other extra reviews cannot be resumed: the stamp names them.
+            stamp = to_toml(run, config) + "".join(f"# extra data: {path}\n" for path in extra_data)
+            checkpoint = prepare_checkpoints(work, stamp, settings.resume, progress and main)
         result, trainer, predictions = _fit(model, frames, config, work, checkpoint,
                                             resumable=output is not None, callbacks=callbacks,
                                             progress=progress and main,
-                                            trust_remote_code=settings.trust_remote_code)
+                                            trust_remote_code=settings.trust_remote_code,
+                                            extra=extra.frame if extra is not None else None)
         result.extra.update(spec.record() if spec is not None else {"data": None})
+        result.extra.update(extra.record() if extra is not None else {})
         if output is not None and main:
             result.output_dir = _save(output, overwrite, trainer, result, run, predictions)
             shutil.rmtree(work, ignore_errors=True)  # checkpoints are no longer needed
@@ -259,8 +272,10 @@ def _note(message: str, progress: bool) -> None:
 
 def _fit(model_id: str, frames: dict[str, pd.DataFrame], config: TrainConfig, work: Path,
          checkpoint: str | None, *, resumable: bool, callbacks: list[Any] | None, progress: bool,
-         trust_remote_code: bool) -> tuple[TrainResult, Trainer, pd.DataFrame | None]:
-    """Load, encode, train and score (when ``frames`` has a test split).
+         trust_remote_code: bool, extra: pd.DataFrame | None = None,
+         ) -> tuple[TrainResult, Trainer, pd.DataFrame | None]:
+    """Load, encode, train and score (when ``frames`` has a test split); ``extra`` (``text``,
+    ``p_positive``) joins the training part with soft targets.
 
     Returns the result, the trainer (holding the kept model) and the test predictions.
     """
@@ -279,13 +294,14 @@ def _fit(model_id: str, frames: dict[str, pd.DataFrame], config: TrainConfig, wo
                                        labels=RATING_LABELS if rating else None)
     check_max_length(config.max_length, model.config, tokenizer)
     order = _name_labels(model)
-    train_set = _encode(tokenizer, frames["train"], config, order)
+    train_set = _encode(tokenizer, frames["train"], config, order, extra=extra)
     validation_set = _encode(tokenizer, frames["validation"], config, order, by_length=True)
     device = default_device()
     args = training_arguments(config, work, device=device, progress=progress,
                               keep_optimizer=resumable)
     trainer = _trainer(model, tokenizer, args, train_set, validation_set,
-                       [*(callbacks or []), *([training_progress()] if progress else [])])
+                       [*(callbacks or []), *([training_progress()] if progress else [])],
+                       soft_targets=extra is not None)
     started = time.perf_counter()
     with out_of_memory_hint(config.batch_size), library_progress_bars(progress):
         trainer.train(resume_from_checkpoint=checkpoint)
@@ -296,18 +312,25 @@ def _fit(model_id: str, frames: dict[str, pd.DataFrame], config: TrainConfig, wo
     test_metrics, predictions = (_score_test(trainer, tokenizer, config, frames["test"], progress)
                                  if "test" in frames and distributed.is_main() else (None, None))
     extra = {"model": model_id, "device": str(args.device), "dtype": "bf16" if args.bf16 else "fp32",
-             "n_train": len(train_set), "n_validation": len(validation_set), "resumed_from": checkpoint,
+             "n_train": len(frames["train"]), "n_validation": len(validation_set), "resumed_from": checkpoint,
              "processes": distributed.world_size()}
     result = TrainResult(None, validation, test_metrics, history, train_seconds, config, extra)
     return result, trainer, predictions
 
 
 def _splits(data: DataSpec | dict[str, pd.DataFrame], config: TrainConfig, *, evaluate_test: bool,
-            max_test_samples: int | None) -> dict[str, pd.DataFrame]:
-    """Train / validation (/ test) frames, cut to the configured sample sizes."""
-    from .data import carve_split, subsample
+            max_test_samples: int | None, extra_data: Sequence[str | os.PathLike[str]] = (),
+            ) -> tuple[dict[str, pd.DataFrame], ExtraReviews | None]:
+    """Train / validation (/ test) frames, cut to the configured sample sizes, and the extra
+    reviews (those whose text is anywhere in validation or test dropped, before any subset is cut)."""
+    from .data import carve_split, read_extra_reviews, subsample
 
     need = ("train", "test") if evaluate_test else ("train",)
+    extra = None
+    if extra_data:  # a bad extra file fails before the gold data loads
+        reading = data if isinstance(data, DataSpec) else DataSpec("")
+        extra = read_extra_reviews(extra_data, text_column=reading.text_column,
+                                   cleaning=reading.cleaning)  # type: ignore[arg-type]  # DataSpec checks it
     if isinstance(data, dict):
         frames = {split: data[split] for split in data if split in ("train", "validation", "test")}
         missing = [split for split in need if split not in frames]
@@ -318,6 +341,8 @@ def _splits(data: DataSpec | dict[str, pd.DataFrame], config: TrainConfig, *, ev
                                                                 config.seed, config.group_column)
     else:
         frames = data.load(require=need)
+    if extra is not None:
+        extra = extra.held_out_of(frames)
     frames["train"] = subsample(frames["train"], config.max_train_samples, config.seed)
     frames["validation"] = subsample(frames["validation"], config.max_eval_samples, config.seed)
     if evaluate_test:
@@ -326,7 +351,7 @@ def _splits(data: DataSpec | dict[str, pd.DataFrame], config: TrainConfig, *, ev
         frames.pop("test", None)
     if frames["train"]["label"].nunique() < 2:
         raise UserError("the training reviews must include both negative and positive ones")
-    return frames
+    return frames, extra
 
 
 def _name_labels(model: PreTrainedModel) -> list[int]:
@@ -343,15 +368,25 @@ def _name_labels(model: PreTrainedModel) -> list[int]:
 
 
 def _encode(tokenizer: PreTrainedTokenizerBase, frame: pd.DataFrame, config: TrainConfig,
-            order: list[int], by_length: bool = False) -> EncodedReviews:
-    """Token-exact encodings; ``by_length`` sorts them so evaluation batches pad little."""
+            order: list[int], by_length: bool = False, extra: pd.DataFrame | None = None) -> EncodedReviews:
+    """Token-exact encodings; ``by_length`` sorts them so evaluation batches pad little.
+
+    With ``extra`` (soft-labelled reviews) every target is a distribution over the two outputs:
+    one-hot for ``frame``'s gold reviews, ``(1 - p, p)`` for the extra ones (see :func:`soft_target_loss`).
+    """
+    from .data import SOFT_LABEL_COLUMN
     from .encoding import encode, encoder_for
     from .token_cache import cached_tokens
 
-    texts = frame["text"].tolist()
+    texts = frame["text"].tolist() + (extra["text"].tolist() if extra is not None else [])
     encoded = encode(tokenizer, texts, config.max_length, config.truncation, config.head_tokens,
                      cached_tokens(encoder_for(tokenizer), texts))
     labels: list[Any] = [order[int(label)] for label in frame["label"]]
+    if extra is not None:
+        positive = [*(float(label) for label in frame["label"]), *extra[SOFT_LABEL_COLUMN].astype(float)]
+        labels = [[0.0, 0.0] for _ in positive]
+        for target, p in zip(labels, positive, strict=True):
+            target[order[1]], target[order[0]] = p, 1.0 - p
     if config.target == "rating":  # class index and stars: the rating head's loss needs both
         from .ratings import star_targets
 
@@ -418,8 +453,8 @@ def _tf32(cuda: bool) -> bool | None:
 
 
 def _trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, args: TrainingArguments,
-             train_set: EncodedReviews, validation_set: EncodedReviews, callbacks: list[Any] | None
-             ) -> Trainer:
+             train_set: EncodedReviews, validation_set: EncodedReviews, callbacks: list[Any] | None,
+             soft_targets: bool = False) -> Trainer:
     from transformers import DataCollatorWithPadding, PrinterCallback, Trainer
 
     from .ratings import rating_loss
@@ -428,11 +463,35 @@ def _trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, args: T
     multiple = 8 if args.device.type == "cuda" else None
     collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple)
     rating = bool(validation_set.labels) and isinstance(validation_set.labels[0], list)
+    loss = soft_target_loss if soft_targets else rating_loss if rating else None
     trainer = Trainer(model=model, args=args, train_dataset=train_set, eval_dataset=validation_set,
                       data_collator=collator, processing_class=tokenizer, compute_metrics=_accuracy,
-                      callbacks=list(callbacks or []), compute_loss_func=rating_loss if rating else None)
+                      callbacks=list(callbacks or []), compute_loss_func=loss)
     trainer.remove_callback(PrinterCallback)  # it would print every log dict
     return trainer
+
+
+def soft_target_loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+    """Cross entropy against a target distribution per review (distillation: the KL divergence to
+    the teacher's, up to its constant entropy); class indices (gold validation reviews) get the
+    usual cross entropy, which a one-hot target equals.
+
+    ``Trainer`` counts ``num_items_in_batch`` over every accumulated batch's label values (two per
+    review for distributions): the loss is the sum over reviews divided by the reviews of the whole
+    optimizer step, so gradient accumulation averages as one large batch would.
+    """
+    import torch.nn.functional as F
+
+    logits = (outputs["logits"] if isinstance(outputs, dict) else outputs[0]).float()
+    log_probabilities = F.log_softmax(logits, dim=-1)
+    if labels.ndim == 1:
+        losses = -log_probabilities.gather(1, labels.long().unsqueeze(1)).squeeze(1)
+    else:
+        losses = -(labels.float() * log_probabilities).sum(dim=-1)
+    if num_items_in_batch is None:
+        return losses.mean()
+    reviews = num_items_in_batch / (labels.shape[-1] if labels.ndim == 2 else 1)
+    return losses.sum() / reviews
 
 
 def training_progress() -> Any:

@@ -48,7 +48,9 @@ def _register_commands() -> None:
         evaluate_cmds,
         export_cmds,
         hybrid_cmds,
+        label_cmds,
         predict_cmds,
+        prompt_cmds,
         quickstart_cmds,
         report_cmds,
         runs_cmds,
@@ -61,6 +63,8 @@ def _register_commands() -> None:
                    report_cmds, predict_cmds, export_cmds, serve_cmds, quickstart_cmds,
                    hybrid_cmds):
         module.register(app)
+    label_cmds.register(app)
+    prompt_cmds.register(app)
 
 
 _register_commands()

@@ -28,6 +28,7 @@ def baseline(
     validation_size: float = options.VALIDATION_SIZE,
     test_size: float = TEST_SIZE,
     group_column: str | None = options.GROUP_COLUMN,
+    extra_data: list[str] | None = options.EXTRA_DATA,
 ) -> None:
     from ..baselines import BaselineConfig, run_baseline
     from ..config import DataSpec
@@ -36,13 +37,15 @@ def baseline(
                     validation_size=validation_size, test_size=test_size, group_column=group_column)
     with warnings_as_lines():
         metrics = run_baseline(spec, BaselineConfig(model), output, overwrite=overwrite, runs_dir=runs_dir,
-                               progress=lambda line: typer.echo(line, err=True))
+                               progress=lambda line: typer.echo(line, err=True), extra_data=extra_data or ())
     validation = metrics["validation_accuracy"]
     typer.echo(
         f"{model}: test accuracy {metrics['accuracy']:.4f}, f1 {metrics['f1']:.4f}"
         + (f", validation accuracy {validation:.4f}" if validation is not None else "")
         + (f", MAE {metrics['mae']:.2f} stars, {metrics['within_one_star']:.1%} within one star"
            if "mae" in metrics else "")
+        + (f", {metrics['n_extra']:,} extra training reviews ({metrics['extra_dropped_in_evaluation']:,} "
+           "dropped: in validation or test)" if "n_extra" in metrics else "")
         + f" ({metrics['n_test']:,} test reviews; training {metrics['train_seconds']:.1f} s, "
           f"{metrics['seconds']:.1f} s in all); saved to {output}"
     )

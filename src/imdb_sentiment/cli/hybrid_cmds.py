@@ -1,4 +1,5 @@
-"""``imdb-sentiment hybrid``: a baseline screen plus a fine-tuned transformer, fitted on validation."""
+"""``imdb-sentiment hybrid``: a baseline screen plus a transformer (fine-tuned, or a prompted language
+model), fitted on validation."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ def hybrid(
     baseline: str = typer.Option(..., "--baseline", "-b",
                                  help="Baseline folder from `imdb-sentiment baseline` (e.g. nbsvm)."),
     transformer: str = typer.Option(..., "--transformer", "-t",
-                                    help="Fine-tuned transformer folder (from `imdb-sentiment train`)."),
+                                    help="Fine-tuned transformer folder (from `imdb-sentiment train`), or a "
+                                         "prompted language model: a causal LM folder or a GGUF file."),
     data: str = options.DATA,
     output: str = options.OUTPUT,
     mode: str = typer.Option(
@@ -68,7 +70,8 @@ def register(app: typer.Typer) -> None:
     """Add the ``hybrid`` command to ``app``."""
     app.command(
         "hybrid",
-        help="Combine a baseline (the fast screen) and a fine-tuned transformer: score both on the "
+        help="Combine a baseline (the fast screen) and a transformer (fine-tuned, or a prompted language "
+             "model): score both on the "
              "validation split (never test), fit the blend and the cascade threshold, and write a "
              "model folder that predict, evaluate and serve accept.",
     )(hybrid)

@@ -46,6 +46,12 @@ GROUP_COLUMN = typer.Option(
     help="Carve validation by whole groups of this column (movie: no movie on both sides), so a "
          "bag-of-words model cannot look better by memorising names and titles.",
 )
+EXTRA_DATA = typer.Option(
+    None, "--extra-data",
+    help="File of extra training reviews with soft labels (p_positive, as `imdb-sentiment label` writes) or "
+         "a hard label; repeatable. Added to the training part only; reviews whose text is in the "
+         "validation or test split are dropped (counted in the output and in metrics.json).",
+)
 OUTPUT = typer.Option(..., "--output", "-o", help="Output folder (refused if it holds anything).")
 OVERWRITE = typer.Option(False, "--overwrite", help="Replace an existing, non-empty output folder.")
 RUNS_DIR = typer.Option(
@@ -109,7 +115,7 @@ BACKEND = typer.Option(
     "auto", "--backend",
     help="auto: ONNX Runtime int8 on CPUs without bf16 units (the model is exported once and cached; "
          "in our benchmark about 1.7x PyTorch fp32 with the same accuracy), PyTorch elsewhere; "
-         "torch; or onnx.",
+         "torch; onnx; or llama.cpp (GGUF language models, on the file's quantized weights).",
 )
 
 

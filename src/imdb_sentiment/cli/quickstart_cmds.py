@@ -36,6 +36,11 @@ def quickstart(
         None, "--ready-model",
         help="A model fine-tuned elsewhere (e.g. on a GPU with `train --preset fast`, such as "
              "../shared/models/minilm-imdb-fast), scored on the same test reviews at its own length."),
+    llm: str | None = typer.Option(
+        None, "--llm",
+        help="A local prompted language model (a causal LM folder, e.g. one made by `imdb-sentiment "
+             "prompt`, or a GGUF file), scored as it comes on the same test reviews, with its cost per "
+             "1,000 reviews beside the fine-tuned model's and the hybrid's (default: skipped)."),
     baseline: str = typer.Option(
         "random-forest", "--baseline", help="Bag-of-words baseline: random-forest (the reference study's), "
                                             "logreg or nbsvm."),
@@ -53,7 +58,8 @@ def quickstart(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Also write into a folder that holds other files (they are kept)."),
 ) -> None:
-    """Run the whole study: baseline, pretrained classifier, fine-tuning, then the comparison report.
+    """Run the whole study: baseline, pretrained classifier, (a prompted LLM), fine-tuning, hybrid, then
+    the comparison report.
 
     On a CPU it fine-tunes on a subset so the job takes minutes; on a GPU it uses the full data.
     """
@@ -62,7 +68,7 @@ def quickstart(
 
     plan = make_plan(data=data, model=model, pretrained=pretrained, output=output,
                      runs_dir=resolve_runs_dir(runs_dir), baseline=baseline, seed=seed,
-                     ready_model=ready_model,
+                     ready_model=ready_model, llm=llm,
                      overrides=dict(max_train_samples=max_train_samples, max_eval_samples=max_eval_samples,
                                     max_test_samples=max_test_samples, max_length=max_length, epochs=epochs))
     report = run_quickstart(plan, overwrite=overwrite, echo=lambda line: typer.echo(line, err=True))

@@ -11,6 +11,7 @@ import typer
 from .options import (
     CLEANING,
     DATA,
+    EXTRA_DATA,
     GROUP_COLUMN,
     HEAD_TOKENS_HELP,
     LABEL_COLUMN,
@@ -84,6 +85,7 @@ def train(
         False, "--resume", help="Continue an interrupted run from its last checkpoint (same settings)."),
     runs_dir: Path | None = RUNS_DIR,
     trust_remote_code: bool = TRUST_REMOTE_CODE,
+    extra_data: list[str] | None = EXTRA_DATA,
 ) -> None:
     """Fine-tune a pretrained model; keep the best epoch by validation accuracy; score it on test.
 
@@ -112,7 +114,7 @@ def train(
     settings = TrainRun(evaluate_test=not no_test, max_test_samples=run["max_test_samples"],
                         preset=run["preset"], resume=resume, trust_remote_code=trust_remote_code)
     result = training.train(run["model"], data_spec, output, config, settings, overwrite=overwrite,
-                            progress=sys.stderr.isatty(), runs_dir=runs_dir)
+                            progress=sys.stderr.isatty(), runs_dir=runs_dir, extra_data=extra_data or ())
     if not distributed.is_main():  # under torchrun: one summary and one upload, from the main process
         return
     _print_summary(result)
@@ -129,6 +131,9 @@ def _print_summary(result: TrainResult) -> None:
         parts.append(f"test accuracy {test['accuracy']:.4f} on {test['n_test']} reviews")
         if test.get("mae") is not None:
             parts.append(f"MAE {test['mae']:.2f} stars, {test['within_one_star']:.1%} within one star")
+    if "n_extra" in result.extra:
+        parts.append(f"{result.extra['n_extra']:,} extra training reviews "
+                     f"({result.extra['extra_dropped_in_evaluation']:,} dropped: in validation or test)")
     resumed = " (after resuming)" if result.extra.get("resumed_from") else ""
     parts.append(f"trained in {result.train_seconds:.0f} s{resumed}")
     typer.echo("  ".join(parts) + f"  -> {result.output_dir}")
