@@ -44,6 +44,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--speed-samples", type=int, default=0,
                         help="Also time the naive loop against ours on this many test reviews (4-shot).")
+    parser.add_argument("--compare", action="append", default=[],
+                        help="Also score this model (fine-tuned folder, hybrid folder, ...) on the same test "
+                             "reviews, for accuracy and reviews/s beside the prompted LLM; repeatable.")
     parser.add_argument("--stop-after", type=float, default=None,
                         help="Stop (resumably) after this many minutes; the table shows what is done.")
     parser.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "imdb-sentiment" / "bench"))
@@ -196,6 +199,7 @@ def main() -> None:
         row = complete[best[3]]
         chosen = {"variant": best[3], "calibrated": bool(best[2]),
                   "test_accuracy": row["test_accuracy_calibrated" if best[2] else "test_accuracy"]}
+    compared = {path: compare(path, texts, labels) for path in args.compare}
     speed = None
     if args.speed_samples:
         speed = speed_rows(classifier, base, train, texts[:args.speed_samples], args, draw_demonstrations)
@@ -204,7 +208,7 @@ def main() -> None:
               "max_review_tokens": classifier.max_length, "samples": len(texts),
               "validation_samples": len(validation_texts), "seed": args.seed,
               "shot_max_tokens": args.shot_max_tokens, "load_seconds": round(load_seconds, 2),
-              "rows": rows, "chosen_on_validation": chosen, "speed": speed}
+              "rows": rows, "chosen_on_validation": chosen, "speed": speed, "compared": compared}
     print(f"{args.model} on {info.get('engine')}: {len(texts)} test reviews, {len(validation_texts)} "
           f"validation reviews (carved by movie from train), review tokens <= {classifier.max_length}")
     print(f"{'variant':<8} {'val':>6} {'val cal':>8} {'bias':>7} {'test':>6} {'test cal':>9} {'pos':>5} "
@@ -226,9 +230,29 @@ def main() -> None:
               f"{speed['ours_torch_reviews_per_second']} reviews/s ({speed['torch_speedup']}x), "
               f"ours on {info.get('engine')} "
               f"{speed['ours_reviews_per_second']} reviews/s ({speed['speedup']}x)")
+    for path, row in compared.items():
+        print(f"beside it, {path}: accuracy {row['test_accuracy']:.4f} at {row['reviews_per_second']} "
+              f"reviews/s ({row['engine']})")
     print(f"CPU: {facts['cpu']} ({facts['usable_cores']} usable cores)  "
           f"flags: {' '.join(facts['cpu_flags']) or 'none listed'}  load {facts.get('load_average')}")
     print(f"wrote {write_result(args.output, result, facts)}")
+
+
+def compare(path: str, texts: list[str], labels: np.ndarray) -> dict[str, Any]:
+    """Another model on the same test reviews, on the engine ``predict`` would choose: accuracy and
+    reviews/s (after one warm-up batch)."""
+    from imdb_sentiment.config import InferenceConfig
+    from imdb_sentiment.hybrid import load_model
+
+    classifier = load_model(path, InferenceConfig(backend="auto"))
+    classifier.predict_proba(texts[:8])
+    started = time.perf_counter()
+    probabilities = classifier.predict_proba(texts)
+    seconds = time.perf_counter() - started
+    info = classifier.info()
+    return {"test_accuracy": round(float(((probabilities[:, 1] > 0.5).astype(int) == labels).mean()), 4),
+            "reviews_per_second": round(len(texts) / seconds, 2),
+            "engine": info.get("engine") or f"{info.get('backend')} {info.get('precision')}"}
 
 
 def speed_rows(classifier: Any, base: Any, train: Any, texts: list[str], args: argparse.Namespace,

@@ -37,7 +37,7 @@ MAIN_OPTIONS: dict[str, tuple[str, ...]] = {
     "int8_rows": ("--baseline", "--cache", "--transformer", "--output"),
     "llm_engines": ("--model", "--data", "--samples", "--engines", "--output"),
     "llm_prompting": ("--model", "--data", "--samples", "--train", "--shots", "--validation-samples",
-                      "--backend", "--speed-samples", "--stop-after", "--output"),
+                      "--backend", "--speed-samples", "--compare", "--stop-after", "--output"),
     "predict_cli": ("--model", "--samples", "--repeats", "--max-length", "--output"),
     "predict_hybrid": ("--model", "--transformer", "--repeats", "--mode", "--output"),
     "rating_head": ("--data", "--max-train", "--alphas", "--cs", "--output"),
