@@ -66,22 +66,26 @@ def carve(train_path: str, seed: int, validation_samples: int) -> tuple[Any, lis
 
 
 class LogOddsCache:
-    """Label log-odds of a list of reviews under one prompt, saved as they come in."""
+    """Label log-odds of a list of reviews under one prompt, saved as they come in. The file also
+    holds a digest of the reviews, so other reviews under the same key (another ``--data``) are
+    scored afresh instead of being read back."""
 
-    def __init__(self, folder: Path, key: dict[str, Any], size: int) -> None:
+    def __init__(self, folder: Path, key: dict[str, Any], texts: list[str]) -> None:
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         self.path = folder / f"llm-{digest}.json"
-        self.key, self.size = key, size
+        self.key = key
+        self.texts = hashlib.sha256("\n".join(texts).encode()).hexdigest()
         self.values: list[float] = []
         if self.path.is_file():
             saved = json.loads(self.path.read_text())
-            if saved.get("key") == key:
-                self.values = list(saved["log_odds"])[:size]
+            if saved.get("key") == key and saved.get("texts", self.texts) == self.texts:
+                self.values = list(saved["log_odds"])[:len(texts)]
 
     def save(self) -> None:
         from imdb_sentiment.artifacts import atomic_write_text
 
-        atomic_write_text(self.path, json.dumps({"key": self.key, "log_odds": self.values}))
+        atomic_write_text(self.path, json.dumps({"key": self.key, "texts": self.texts,
+                                                 "log_odds": self.values}))
 
 
 def score(classifier: Any, texts: list[str], cache: LogOddsCache, deadline: float | None
@@ -171,7 +175,7 @@ def main() -> None:
             found["prompt_tokens"] = len(classifier.prompt.prefix) + len(classifier.prompt.suffix)
             split_texts, split_labels = (validation_texts, validation_labels) if split == "validation" \
                 else (texts, labels)
-            cache = LogOddsCache(cache_dir, {**key, "split": split, "n": len(split_texts)}, len(split_texts))
+            cache = LogOddsCache(cache_dir, {**key, "split": split, "n": len(split_texts)}, split_texts)
             count, seconds = score(classifier, split_texts, cache, deadline)
             values = np.asarray(cache.values)
             found[f"{split}_reviews"] = len(values)
