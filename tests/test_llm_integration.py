@@ -266,8 +266,9 @@ def test_quickstart_scores_a_given_llm_as_its_own_stage(fast_quickstart, tiny_ll
     assert "test accuracy" in line and "on 40 reviews; prompted zero-shot, calibration bias +0.00" in line
     assert "s per 1,000 reviews" in line
     records = tracking.list_runs(tmp_path / "runs")
-    assert [r.stage for r in records] == ["baseline", "prompted-llm", "train", "hybrid"]
-    prompted = records[1]
+    # stages that start within one clock tick may list in either order: compare them as a set
+    assert sorted(r.stage for r in records) == sorted(["baseline", "prompted-llm", "train", "hybrid"])
+    [prompted] = [r for r in records if r.stage == "prompted-llm"]
     assert prompted.model == str(tiny_llm) and prompted.metric("n_test") == 40
     assert prompted.params["max_length"] == "32" and prompted.params["llm.bias"] == "0.0"
     assert read_json(tmp_path / "q" / "prompted-llm" / "metrics.json")["reviews_per_second"] > 0
