@@ -51,6 +51,44 @@ def server(classifier: SentimentClassifier) -> Iterator[str]:
     thread.join(timeout=10)
 
 
+def _start(app) -> tuple[object, threading.Thread, str]:
+    import uvicorn
+
+    port = _free_port()
+    running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not running.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the test server did not start")
+        time.sleep(0.05)
+    return running, thread, f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture(scope="module")
+def interpreter(classifier: SentimentClassifier, tmp_path_factory: pytest.TempPathFactory):
+    from tiny_llm import build_tiny_llm
+
+    from imdb_sentiment.config import InferenceConfig
+    from imdb_sentiment.interpretation import Interpreter, InterpretSettings
+
+    settings = InterpretSettings(system="Explain the review as JSON.", aspects=["acting", "music", "other"],
+                                 emotions=["joy", "anger", "neutral"], max_aspects=3, max_review_tokens=96,
+                                 max_new_tokens=300, max_summary_chars=24)
+    folder = build_tiny_llm(tmp_path_factory.mktemp("tiny-llm"))
+    return Interpreter.load(folder, InferenceConfig(device="cpu", precision="fp32"), settings=settings,
+                            classifier=classifier)
+
+
+@pytest.fixture(scope="module")
+def interpret_server(classifier: SentimentClassifier, interpreter) -> Iterator[str]:
+    running, thread, address = _start(create_app(classifier, interpreter=interpreter))
+    yield address
+    running.should_exit = True
+    thread.join(timeout=10)
+
+
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
@@ -142,3 +180,34 @@ def test_the_page_shades_words_by_their_weight(browser, server: str, classifier:
              for word, span in shown.items()}
     strongest = max(expected, key=lambda word: abs(expected[word]))
     assert alpha[strongest] == max(alpha.values())
+
+
+def test_the_interpret_panel_fills_in_and_highlights_the_quotes(browser, interpret_server: str,
+                                                                interpreter, server: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    review = "The acting was wooden and the plot made no sense, but the soundtrack was gorgeous."
+    expected = interpreter.interpret([review])[0]
+    assert expected["aspects"], "the tiny model's greedy answer quotes the review (so marks are checked)"
+    browser.get(interpret_server)
+    button = _wait(browser, lambda b: b.find_element(By.ID, "interpret-button").is_displayed()
+                   and b.find_element(By.ID, "interpret-button"))
+    assert "interpreter" in browser.find_element(By.ID, "footer").text
+    box = browser.find_element(By.ID, "review")
+    box.clear()
+    box.send_keys(review)
+    button.click()
+    _wait(browser, lambda b: b.find_element(By.ID, "who").text or False)
+    assert browser.find_element(By.ID, "i-sentiment").text.startswith(expected["sentiment"])
+    assert browser.find_element(By.ID, "i-rating").text == f"{expected['rating']} / 10 stars"
+    assert browser.find_element(By.ID, "summary").text == expected["summary"].strip()
+    items = browser.find_elements(By.CSS_SELECTOR, "#aspects li")
+    assert len(items) == len(expected["aspects"])
+    assert browser.find_element(By.ID, "quoted").text == review
+    marks = [mark.text for mark in browser.find_elements(By.CSS_SELECTOR, "#quoted mark")]
+    assert sorted(marks) == sorted(item["quote"] for item in expected["aspects"])
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#emotions .bar")) == len(expected["emotions"])
+    assert "classifier" in browser.find_element(By.ID, "who").text
+    browser.get(server)  # a server without an interpreter shows no Interpret button
+    _wait(browser, lambda b: "Model" in b.find_element(By.ID, "footer").text)
+    assert not browser.find_element(By.ID, "interpret-button").is_displayed()

@@ -316,6 +316,21 @@ def truncate_ids(ids: list[int], budget: int, strategy: str = "head",
     return windows.body(0)
 
 
+def head_tail_spans(tokenizer: PreTrainedTokenizerBase, text: str, budget: int,
+                    head_tokens: int | None = None) -> tuple[list[tuple[int, int]], int]:
+    """The character spans of ``text`` that its first and last tokens cover under head-tail
+    truncation to ``budget`` tokens (one span when it fits), and the text's token count; spans of
+    the text itself, so what is shown of a review can be quoted from it verbatim."""
+    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    if len(offsets) <= budget:
+        return [(0, len(text))], len(offsets)
+    head = head_budget(budget, head_tokens)
+    spans = [(0, offsets[head - 1][1])] if head else []
+    if budget - head:
+        spans.append((offsets[len(offsets) - (budget - head)][0], len(text)))
+    return spans, len(offsets)
+
+
 def chunk_spans(n_tokens: int, window: int, overlap: int) -> list[tuple[int, int]]:
     """``[start, end)`` token spans of width ``window`` that cover ``n_tokens`` tokens.
 

@@ -60,7 +60,7 @@ CLEANING = "basic"
 """Reviews are cleaned as the fine-tuned models' are by default (``<br />`` to a space)."""
 CACHE_ARGUMENTS = ("cache", "past_key_values")
 """What a model's ``forward`` calls the key/value cache (newer transformers first)."""
-_SLOT_MARK = "\uE000review\uE000"
+SLOT_MARK = "\uE000review\uE000"
 """Stands for the review while a prompt is rendered (a private-use character: never in a template)."""
 
 
@@ -300,25 +300,25 @@ def build_prompt(tokenizer: PreTrainedTokenizerBase, settings: PromptSettings) -
     Demonstrations come first, each as a solved exchange: in a chat, a user turn with the review
     and an assistant turn with its label word; in a plain prompt, the review and the answer cue
     followed by the word."""
-    user = settings.user.replace(REVIEW_SLOT, _SLOT_MARK)
+    user = settings.user.replace(REVIEW_SLOT, SLOT_MARK)
     solved = [(settings.user.replace(REVIEW_SLOT, item["review"]), settings.verbalizers[item["label"]])
               for item in settings.demonstrations]
     chat = bool(getattr(tokenizer, "chat_template", None))
     if chat:
-        text = _render_chat(tokenizer, settings.system, solved, user)
+        text = render_chat(tokenizer, settings.system, solved, user)
         start: tuple[int, ...] = ()  # the chat template writes its own start tokens
     else:
         answered = [f"{question}\n{settings.answer_cue} {answer}" for question, answer in solved]
         text = ("\n\n".join(part for part in (settings.system, *answered, user) if part)
                 + "\n" + settings.answer_cue)
         start = special_tokens(tokenizer).prefix  # e.g. <s>; an end-of-text token would end the prompt
-    if text.count(_SLOT_MARK) != 1:
+    if text.count(SLOT_MARK) != 1:
         raise UserError("the chat template does not place the user message in the prompt exactly once")
-    before, after = text.split(_SLOT_MARK)
+    before, after = text.split(SLOT_MARK)
     kept = before.rstrip()
     before, lead = kept, before[len(kept):]
-    prefix = start + tuple(_bare_ids(tokenizer, before))
-    suffix = tuple(_bare_ids(tokenizer, after))
+    prefix = start + tuple(bare_ids(tokenizer, before))
+    suffix = tuple(bare_ids(tokenizer, after))
     after_space = (after or before + lead)[-1:].isspace()
     label_ids = tuple(verbalizer_id(tokenizer, settings.verbalizers[label], after_space)
                       for label in VERBALIZER_LABELS)
@@ -328,7 +328,7 @@ def build_prompt(tokenizer: PreTrainedTokenizerBase, settings: PromptSettings) -
     return Prompt(prefix, suffix, (label_ids[0], label_ids[1]), chat, lead)
 
 
-def _render_chat(tokenizer: PreTrainedTokenizerBase, system: str, solved: list[tuple[str, str]],
+def render_chat(tokenizer: PreTrainedTokenizerBase, system: str, solved: list[tuple[str, str]],
                  user: str) -> str:
     turns: list[dict[str, str]] = []
     for question, answer in solved:
@@ -351,7 +351,7 @@ def _apply_chat_template(tokenizer: PreTrainedTokenizerBase, turns: list[dict[st
         raise UserError(f"cannot render the tokenizer's chat template: {first_line(error)}") from error
 
 
-def _bare_ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
+def bare_ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
 
 
@@ -360,7 +360,7 @@ def verbalizer_id(tokenizer: PreTrainedTokenizerBase, word: str, after_space: bo
     whitespace (a chat template's new line), with one otherwise; the other form when only it is
     one token. A word that is one token in neither form is a one-line error."""
     forms = (word, " " + word) if after_space else (" " + word, word)
-    found = {form: _bare_ids(tokenizer, form) for form in forms}
+    found = {form: bare_ids(tokenizer, form) for form in forms}
     unknown = getattr(tokenizer, "unk_token_id", None)
     for form in forms:
         ids = found[form]
@@ -403,7 +403,7 @@ class TorchPromptRunner:
         self.engine = f"torch {precision}"
         self.max_positions = max_model_length(model.config, tokenizer)
         self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self._options = _forward_options(model)
+        self._options = forward_options(model)
         # transformers 5.x renames ``past_key_values`` to ``cache`` (in arguments and outputs).
         self._cache_name = next((name for name in CACHE_ARGUMENTS if name in self._options), None)
         self._prefix: tuple[int, ...] = ()
@@ -752,7 +752,7 @@ def gguf_error(folder: str, files: dict[str, str], error: Exception) -> UserErro
     return UserError(f"cannot load the GGUF model {Path(folder) / files['gguf_file']}: {first_line(error)}")
 
 
-def _forward_options(model: Any) -> set[str]:
+def forward_options(model: Any) -> set[str]:
     import inspect
 
     return set(inspect.signature(model.forward).parameters) & {"position_ids", "logits_to_keep",

@@ -24,11 +24,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, StrictStr
 from starlette.exceptions import HTTPException
@@ -36,6 +36,9 @@ from starlette.exceptions import HTTPException
 from . import __version__
 from .classifier import Classifier, Details, to_predictions
 from .errors import UserError
+
+if TYPE_CHECKING:
+    from .interpretation import Interpreter
 
 DEFAULT_MAX_TEXTS = 64
 """Texts per request."""
@@ -215,6 +218,50 @@ class ExplainResponse(BaseModel):
     model: str
 
 
+MAX_INTERPRET_TEXTS = 8
+"""Reviews per /interpret request: each takes seconds of generation on a CPU."""
+
+
+class InterpretRequest(BaseModel):
+    texts: list[StrictStr] = Field(..., description=f"Reviews to interpret (at most {MAX_INTERPRET_TEXTS}).",
+                                   examples=[["The acting was wooden, but the soundtrack was gorgeous."]])
+
+
+class InterpretStreamRequest(BaseModel):
+    text: StrictStr = Field(..., description="One review; the answer streams as it is generated.")
+
+
+class AspectOut(BaseModel):
+    aspect: str = Field(..., description="One of the configured aspects (see /info), or other.")
+    sentiment: str = Field(..., description="positive or negative.")
+    quote: str = Field(..., description="The words of the review that say so.")
+    verbatim: bool = Field(..., description="The quote is in the review word for word.")
+    start: int | None = Field(None, description="Character offset of the quote in the review.")
+    end: int | None = None
+
+
+class InterpretationOut(BaseModel):
+    sentiment: str | None = Field(None, description="positive or negative (see sources).")
+    score: float | None = Field(None, description="Probability of that sentiment.")
+    rating: int | None = Field(None, description="Star rating, 1-10.")
+    aspects: list[AspectOut] | None = None
+    emotions: dict[str, int] | None = Field(None,
+                                            description="Intensity per emotion, 0 to the scale in /info.")
+    summary: str | None = None
+    truncated: bool | None = Field(None, description="The review was too long: its middle was not read.")
+    review_tokens: int | None = None
+    sources: dict[str, str] | None = Field(
+        None, description="Which model gave each field: the classifier (--model) or the interpreter "
+                          "(the LLM).")
+    error: str | None = None
+
+
+class InterpretResponse(BaseModel):
+    interpretations: list[InterpretationOut]
+    interpreter: str
+    classifier: str | None = None
+
+
 class ErrorOut(BaseModel):
     error: str
 
@@ -231,12 +278,13 @@ class _Rejected(Exception):
 
 def create_app(classifier: Classifier, *, max_texts: int = DEFAULT_MAX_TEXTS,
                max_chars: int = DEFAULT_MAX_CHARS, max_batch: int = DEFAULT_MAX_BATCH,
-               max_wait_ms: float = DEFAULT_MAX_WAIT_MS, show_paths: bool = False) -> FastAPI:
+               max_wait_ms: float = DEFAULT_MAX_WAIT_MS, show_paths: bool = False,
+               interpreter: Interpreter | None = None) -> FastAPI:
     """The service app around a loaded classifier (tests pass a tiny one to ``TestClient``).
 
     Responses name the model by its folder name or Hub id, and paths in errors and ``/info`` (such
     as the engine cache) are cut to their last part; ``show_paths`` shows them in full (it tells
-    clients about the server's file system).
+    clients about the server's file system). ``interpreter``: an LLM that answers ``/interpret``.
     """
     if max_texts <= 0 or max_chars <= 0:
         raise UserError("max texts and max characters per request must be positive")
@@ -279,8 +327,12 @@ def create_app(classifier: Classifier, *, max_texts: int = DEFAULT_MAX_TEXTS,
     @app.get("/info")
     def info() -> dict[str, Any]:
         described = _map_strings(classifier.info(), public)  # e.g. the engine cache in engine_reason
+        interpreting = None
+        if interpreter is not None:
+            interpreting = {**_map_strings(interpreter.info(), public), "interpreter": interpreter_name,
+                            "classifier": model_name if interpreter.classifier is not None else None}
         return {**described, "model": model_name, "limits": limits,
-                "batching": dataclasses.asdict(batcher.stats)}
+                "batching": dataclasses.asdict(batcher.stats), "interpretation": interpreting}
 
     @app.post("/predict", response_model=PredictResponse, responses=errors, response_model_exclude_none=True)
     async def predict(request: PredictRequest) -> PredictResponse:
@@ -314,6 +366,51 @@ def create_app(classifier: Classifier, *, max_texts: int = DEFAULT_MAX_TEXTS,
     async def explain(request: ExplainRequest) -> ExplainResponse:
         texts = _check_request(request.texts, min(max_texts, 8), max_chars)
         return await asyncio.to_thread(explain_now, texts, request.top)
+
+    interpreter_name = "" if interpreter is None else (
+        interpreter.name if show_paths else public_model_name(interpreter.name))
+    interpret_lock = threading.Lock()  # generation uses every core: one review set at a time
+
+    def interpreting() -> Interpreter:
+        if interpreter is None:
+            raise _Rejected(404, "this server has no interpreter; start it with serve --interpreter LLM")
+        return interpreter
+
+    @app.post("/interpret", response_model=InterpretResponse, responses={**errors, 404: {"model": ErrorOut}},
+              response_model_exclude_none=True)
+    async def interpret(request: InterpretRequest) -> InterpretResponse:
+        """Sentiment, rating, aspects with quotes, emotions and a summary per review, from an LLM."""
+        llm = interpreting()
+        texts = _check_request(request.texts, min(max_texts, MAX_INTERPRET_TEXTS), max_chars)
+
+        def run() -> list[dict[str, Any]]:
+            with interpret_lock:
+                return llm.interpret(texts)
+
+        answers = await asyncio.to_thread(run)
+        return InterpretResponse(interpretations=[InterpretationOut(**_map_strings(answer, public))
+                                                  for answer in answers],
+                                 interpreter=interpreter_name,
+                                 classifier=model_name if llm.classifier is not None else None)
+
+    @app.post("/interpret/stream", responses={**errors, 404: {"model": ErrorOut}},
+              response_class=StreamingResponse)
+    async def interpret_stream(request: InterpretStreamRequest) -> StreamingResponse:
+        """The answer for one review as it is generated: newline-delimited JSON, ``{"delta": text}``
+        lines (pieces of the answer's JSON), then ``{"result": {...}}`` (as one /interpret item) or
+        ``{"error": message}``."""
+        llm = interpreting()
+        text = _check_request([request.text], 1, max_chars)[0]
+
+        def lines() -> Iterable[str]:
+            with interpret_lock:
+                try:
+                    for event in llm.stream(text):
+                        yield json.dumps(_map_strings(event, public), ensure_ascii=False) + "\n"
+                except UserError as error:
+                    yield json.dumps({"error": public(str(error))}) + "\n"
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
 
     return app
 
@@ -565,11 +662,12 @@ def check_address(host: str, port: int) -> None:
 
 
 def serve(classifier: Classifier, host: str = "127.0.0.1", port: int = 8000, *,
-          log_level: str = "info", **limits: Any) -> None:
+          log_level: str = "info", interpreter: Interpreter | None = None, **limits: Any) -> None:
     """Run the service with uvicorn until interrupted."""
     import uvicorn
 
-    app = create_app(classifier, **limits)  # limits are checked before the port is taken
+    # Limits are checked before the port is taken.
+    app = create_app(classifier, interpreter=interpreter, **limits)
     check_address(host, port)
     print(f"serving {classifier.name} ({classifier.info()['backend']} {classifier.precision}) on "
           f"http://{host}:{port}/  (API docs: /docs)", file=sys.stderr, flush=True)

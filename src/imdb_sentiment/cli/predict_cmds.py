@@ -93,6 +93,19 @@ def predict(
         0.0, "--gpus-per-actor", help="With --engine ray: GPUs each replica reserves (e.g. 1 or 0.5)."),
     mode: str | None = HYBRID_MODE,
     threshold: float | None = HYBRID_THRESHOLD,
+    interpret: bool = typer.Option(
+        False, "--interpret",
+        help="Explain each review with an instruction LLM, as one JSON object: sentiment, score, rating "
+             "(1-10), aspects (aspect, sentiment and a verbatim quote), emotions and a one-sentence summary. "
+             "The LLM is --interpreter, else --model. With --input, one column per field."),
+    interpreter: str | None = typer.Option(
+        None, "--interpreter",
+        help="The instruction LLM that explains (a GGUF file, or a folder or Hub id of a causal LM); implies "
+             "--interpret. The sentiment and its score then come from --model, and the LLM explains them."),
+    interpret_config: Path | None = typer.Option(
+        None, "--interpret-config",
+        help="Interpretation settings (TOML): prompt, aspect and emotion sets, token budgets (default: the "
+             "packaged interpret.toml)."),
 ) -> None:
     """Classify reviews as POSITIVE or NEGATIVE, with the probability of that label.
 
@@ -131,6 +144,13 @@ def predict(
         texts = _argument_reviews(texts)
     elif not explain_engine:
         texts = _stdin_reviews()
+    if interpret or interpreter is not None or interpret_config is not None:
+        if explain or explain_engine:
+            raise UserError("--interpret explains with an LLM; give it or --explain/--explain-engine, "
+                            "not both")
+        _interpret(model, interpreter, texts, reviews, output_path, text_column, output_format, config,
+                   interpret_config, sys.stderr.isatty() if progress is None else progress)
+        return
     if explain:
         # The engine predict would use gives the labels; gradients come from the PyTorch weights.
         _explain(model, texts, reviews, output_path, text_column, top, output_format, config)
@@ -301,6 +321,52 @@ def _explain(model: str, texts: list[str] | None, reviews: pd.DataFrame | None, 
             pairs = ", ".join(f"{word} {weight:+.3f}" for word, weight in words)
             typer.echo(f"{row['label']}\t{row['score']:.4f}{stars}\t{pairs}")
     _warn_bad_rows(int(frame["error"].notna().sum()), "line(s)", "explained")
+
+
+def _interpret(model: str, interpreter: str | None, texts: list[str] | None, reviews: pd.DataFrame | None,
+               output_path: str | None, text_column: str, output_format: str | None, config: InferenceConfig,
+               settings: Path | None, progress: bool) -> None:
+    """``--interpret``: one JSON object per review given as text (or a table in ``--format``); for
+    ``--input``, the table with one column per field, in --output or on stdout."""
+    import time
+
+    import pandas as pd
+    from tqdm import tqdm
+
+    from ..interpretation import interpret_frame, load_interpreter
+    from ..tables import write_stream, write_table
+
+    quiet_model_loading()
+    explainer = load_interpreter(interpreter or model, config, settings=settings,
+                                 classifier=model if interpreter is not None else None)
+    frame = reviews if reviews is not None else pd.DataFrame({"text": texts})
+    column = text_column if reviews is not None else "text"
+    if reviews is None and output_format in (None, "jsonl"):
+        failed = 0
+        for text, answer in zip(texts or [], explainer.interpret(texts or []), strict=True):
+            failed += answer.get("error") is not None
+            typer.echo(json.dumps({"text": text, **answer}, ensure_ascii=False))
+        if failed:
+            typer.echo(f"warning: {failed} review(s) could not be interpreted (see their error)", err=True)
+        return
+    began = time.monotonic()
+    with tqdm(total=len(frame), unit="review", desc="interpreting", file=sys.stderr,
+              disable=not progress) as bar:
+        result = interpret_frame(explainer, frame, column, progress=bar.update)
+    added = [str(name) for name in result.columns[len(frame.columns):]]
+    if output_path is not None:
+        write_table(result, Path(output_path), output_format)
+    else:
+        write_stream(result, output_format or "csv")
+    failed = int(result[added[-1]].notna().sum())  # the error column comes last
+    if reviews is not None:
+        typer.echo(f"interpreted {len(frame) - failed} review(s) in {_duration(time.monotonic() - began)} "
+                   f"-> {output_path or 'stdout'}", err=True)
+        if added[0] != "label":
+            _note_renamed(added)
+    if failed:
+        typer.echo(f"warning: {failed} row(s) could not be interpreted (see the {added[-1]} column)",
+                   err=True)
 
 
 def _warn_bad_rows(count: int, what: str, done: str = "scored") -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -50,9 +51,17 @@ def serve(
     trust_remote_code: bool = TRUST_REMOTE_CODE,
     mode: str | None = HYBRID_MODE,
     threshold: float | None = HYBRID_THRESHOLD,
+    interpreter: str | None = typer.Option(
+        None, "--interpreter",
+        help="An instruction LLM (a GGUF file, or a folder or Hub id of a causal LM) that answers POST "
+             "/interpret and the page's Interpret panel: aspects with quotes, emotions, a rating and a "
+             "summary, explaining --model's verdict."),
+    interpret_config: Path | None = typer.Option(
+        None, "--interpret-config",
+        help="Interpretation settings (TOML; default: the packaged interpret.toml)."),
 ) -> None:
-    """Serve predictions over HTTP: POST /predict, POST /explain, GET /health, GET /info, docs at /docs,
-    page at /."""
+    """Serve predictions over HTTP: POST /predict, POST /explain, POST /interpret (with --interpreter),
+    GET /health, GET /info, docs at /docs, page at /."""
     from ..config import InferenceConfig
     from ..serving import check_address
     from ..serving import serve as run_server
@@ -63,10 +72,17 @@ def serve(
                              truncation=truncation, head_tokens=head_tokens, chunk_overlap=chunk_overlap,
                              batch_size=batch_size, trust_remote_code=trust_remote_code)  # checked now
     check_address(host, port)  # before the slow model load
+    if interpret_config is not None and interpreter is None:
+        raise UserError("--interpret-config needs --interpreter LLM")
     classifier = load_classifier(model, config, mode=mode, threshold=threshold)
+    explainer = None
+    if interpreter is not None:
+        from ..interpretation import Interpreter
+
+        explainer = Interpreter.load(interpreter, config, settings=interpret_config, classifier=classifier)
     limits: dict[str, Any] = {"max_texts": max_texts, "max_chars": max_chars, "max_batch": max_batch,
                               "max_wait_ms": max_wait_ms, "show_paths": show_model_path}
-    run_server(classifier, host, port, log_level=log_level, **limits)
+    run_server(classifier, host, port, log_level=log_level, interpreter=explainer, **limits)
 
 
 def register(app: typer.Typer) -> None:
