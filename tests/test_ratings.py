@@ -92,3 +92,20 @@ def test_ridge_rating_baseline(rated_reviews, tmp_path: Path) -> None:
     metrics = evaluate_baseline(load_baseline(tmp_path / "ridge"), rated_reviews["test"])
     assert {"accuracy", "mae", "within_one_star", "roc_auc"} <= set(metrics)
     assert metrics["mae"] < 4.0
+
+
+def test_the_rating_loss_averages_over_every_accumulated_review() -> None:
+    """With gradient accumulation, Trainer passes the label values of all the step's batches (two
+    per review): k batches of b reviews must each weigh 1/(k*b) per review, as one large batch."""
+    import torch
+
+    from imdb_sentiment.ratings import rating_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(4, 2 + len(STAR_CLASSES))
+    labels = torch.tensor([[0, 1], [1, 5], [1, 7], [0, 0]])
+    mean = rating_loss({"logits": logits}, labels)
+    whole = rating_loss({"logits": logits}, labels, num_items_in_batch=torch.tensor(8))
+    assert float(whole) == pytest.approx(float(mean))
+    accumulated = rating_loss({"logits": logits}, labels, num_items_in_batch=torch.tensor(8 * 3))
+    assert float(accumulated) == pytest.approx(float(mean) / 3)

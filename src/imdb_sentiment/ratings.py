@@ -71,12 +71,18 @@ def rating_loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> An
     """Cross-entropy of the polarity plus cross-entropy of the star rating (equal weight).
 
     ``labels`` holds ``[class index, star index]`` per review (``Trainer``'s ``compute_loss_func``).
+    ``Trainer`` counts ``num_items_in_batch`` over the label values of every batch one optimizer
+    step accumulates (two per review): the summed loss is divided by those reviews, so gradient
+    accumulation averages as one large batch would, instead of adding a batch mean per batch.
     """
     import torch.nn.functional as F
 
     logits = (outputs["logits"] if isinstance(outputs, dict) else outputs[0]).float()
-    polarity = F.cross_entropy(logits[:, :2], labels[:, 0].long())
-    return polarity + F.cross_entropy(logits[:, 2:], labels[:, 1].long())
+    losses = (F.cross_entropy(logits[:, :2], labels[:, 0].long(), reduction="none")
+              + F.cross_entropy(logits[:, 2:], labels[:, 1].long(), reduction="none"))
+    if num_items_in_batch is None:
+        return losses.mean()
+    return losses.sum() / (num_items_in_batch / labels.shape[-1])
 
 
 def evaluation_metrics(logits: np.ndarray, label_ids: np.ndarray) -> dict[str, float]:
