@@ -121,3 +121,19 @@ def runs_dir(tmp_path, _empty_run_store) -> Path:
     folder.mkdir()
     shutil.copy(_empty_run_store, folder / _empty_run_store.name)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_llm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer random Qwen2 decoder with a real (trained) byte-level tokenizer and a chat template."""
+    from tiny_llm import build_tiny_llm
+
+    return build_tiny_llm(tmp_path_factory.mktemp("tiny-llm"))
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same as a GPT-2 (learned absolute positions, ``GPT2LMHeadModel``)."""
+    from tiny_llm import build_tiny_llm
+
+    return build_tiny_llm(tmp_path_factory.mktemp("tiny-gpt2"), architecture="gpt2")

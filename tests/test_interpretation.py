@@ -20,9 +20,9 @@ from imdb_sentiment.interpretation import (
     Interpreter,
     InterpretSettings,
     answer_schema,
+    median_rating_token,
     review_clauses,
 )
-
 
 MIXED = ("The acting was wooden and the plot made no sense, but the soundtrack was gorgeous and the final "
          "scene moved me to tears.")
@@ -32,16 +32,6 @@ REVIEWS = [MIXED, "A great film.",
 TINY_SETTINGS = {"system": "Explain the review as JSON. Aspects: {aspects}. Emotions: {emotions}.",
                  "aspects": ["acting", "music", "story", "other"], "emotions": ["joy", "anger", "neutral"],
                  "max_aspects": 3, "max_review_tokens": 96, "max_new_tokens": 300, "max_summary_chars": 24}
-
-
-@pytest.fixture(scope="module")
-def tiny_llm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_llm(tmp_path_factory.mktemp("tiny-llm"))
-
-
-@pytest.fixture(scope="module")
-def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_llm(tmp_path_factory.mktemp("tiny-gpt2"), architecture="gpt2")
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +99,8 @@ def test_the_schema_ties_the_rating_to_the_sentiment_and_can_fix_the_sentiment()
     ({"aspects": []}, "aspects"),
     ({"emotions": ["joy", "joy"]}, "duplicates"),
     ({"max_new_tokens": 4}, "max_new_tokens"),
-    ({"example": {"review": "x", "answer": {"sentiment": "positive"}}}, "lacks"),
+    ({"examples": [{"review": "x", "answer": {"sentiment": "positive"}}]}, "lacks"),
+    ({"examples": {"review": "x"}}, "list"),
 ])
 def test_bad_settings_are_one_line_errors(changes: dict, message: str) -> None:
     with pytest.raises(UserError, match=message.replace("{", r"\{").replace("}", r"\}")):
@@ -118,10 +109,15 @@ def test_bad_settings_are_one_line_errors(changes: dict, message: str) -> None:
 
 def test_the_packaged_settings_load_and_their_example_quotes_are_clauses() -> None:
     settings = InterpretSettings.from_file()
-    clauses = review_clauses(settings.example["review"])
-    assert all(item["quote"] in clauses for item in settings.example["answer"]["aspects"])
-    assert all(item["aspect"] in settings.aspects for item in settings.example["answer"]["aspects"])
-    assert sorted(settings.example["answer"]["emotions"]) == sorted(settings.emotions)
+    assert settings.examples
+    for example in settings.examples:
+        clauses = review_clauses(example["review"])
+        assert all(item["quote"] in clauses for item in example["answer"]["aspects"])
+        assert all(item["aspect"] in settings.aspects for item in example["answer"]["aspects"])
+        assert sorted(example["answer"]["emotions"]) == sorted(settings.emotions)
+        low, high = RATING_RANGES[example["answer"]["sentiment"]]
+        assert low <= example["answer"]["rating"] <= high
+        assert len(example["answer"]["summary"]) <= settings.max_summary_chars
 
 
 def test_an_unknown_settings_key_is_refused(tmp_path: Path) -> None:
@@ -155,6 +151,21 @@ def test_a_batch_decodes_as_each_review_alone(model_fixture: str, request: pytes
         assert first["score"] == pytest.approx(second["score"], abs=1e-4)
 
 
+def test_the_rating_is_the_median_of_the_allowed_ratings(interpreter: Interpreter) -> None:
+    """IMDB ratings are bimodal: a model torn between 6 and 10 gets 8, not either extreme."""
+    from imdb_sentiment.llm import bare_ids
+
+    tokenizer = interpreter.tokenizer
+    before = bare_ids(tokenizer, '{"sentiment":"positive","rating":')
+    digits = np.array([bare_ids(tokenizer, digit)[0] for digit in "67891"])  # 6 7 8 9 and 10's 1
+    torn = np.array([0.35, 0.1, 0.1, 0.1, 0.35])
+    assert tokenizer.decode([median_rating_token(tokenizer, before, digits, torn)]) == "8"
+    sure = np.array([0.0, 0.0, 0.0, 0.2, 0.8])
+    assert tokenizer.decode([median_rating_token(tokenizer, before, digits, sure)]) == "1"
+    elsewhere = bare_ids(tokenizer, '{"sentiment":"positive","rating":8,"emotions":{"joy":')
+    assert median_rating_token(tokenizer, elsewhere, digits, torn) is None
+
+
 def test_free_quotes_are_checked_against_the_review(tiny_llm: Path) -> None:
     explainer = _interpreter(tiny_llm, quotes="free")
     for text, answer in zip(REVIEWS, explainer.interpret(REVIEWS), strict=True):
@@ -166,7 +177,7 @@ def test_free_quotes_are_checked_against_the_review(tiny_llm: Path) -> None:
 def test_a_long_review_is_cut_head_and_tail_and_says_so(tiny_llm: Path) -> None:
     long_review = " ".join(f"Scene {i} was fine." for i in range(120))
     explainer = _interpreter(tiny_llm, max_review_tokens=40, head_tokens=10)
-    view = explainer._view(long_review)
+    view = explainer.view(long_review)
     assert view.truncated and len(view.spans) == 2 and view.review_tokens > 40
     assert GAP_MARK in view.shown() and view.shown().startswith("Scene 0")
     assert view.shown().endswith("Scene 119 was fine.")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ROOT, SHARED_DATA
-from tiny_llm import REVIEWS, SMOLLM2, build_tiny_llm, build_tokenizer
+from tiny_llm import REVIEWS, SMOLLM2, build_tokenizer
 
 from imdb_sentiment.classifier import LABELS, Classifier
 from imdb_sentiment.cli import main
@@ -25,16 +25,6 @@ from imdb_sentiment.llm import (
     is_causal_lm_folder,
     is_gguf,
 )
-
-
-@pytest.fixture(scope="module")
-def tiny_llm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_llm(tmp_path_factory.mktemp("tiny-llm"))
-
-
-@pytest.fixture(scope="module")
-def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_llm(tmp_path_factory.mktemp("tiny-gpt2"), architecture="gpt2")
 
 
 @pytest.fixture(scope="module")

@@ -33,20 +33,8 @@ def classifier(tiny_classifier: Path, onnx_cache: Path) -> SentimentClassifier:
 
 @pytest.fixture(scope="module")
 def server(classifier: SentimentClassifier) -> Iterator[str]:
-    import uvicorn
-
-    port = _free_port()
-    config = uvicorn.Config(create_app(classifier, max_chars=300), host="127.0.0.1", port=port,
-                            log_level="warning")
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not running.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the test server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/"
+    running, thread, address = _start(create_app(classifier, max_chars=300))
+    yield address
     running.should_exit = True
     thread.join(timeout=10)
 
@@ -67,17 +55,14 @@ def _start(app) -> tuple[object, threading.Thread, str]:
 
 
 @pytest.fixture(scope="module")
-def interpreter(classifier: SentimentClassifier, tmp_path_factory: pytest.TempPathFactory):
-    from tiny_llm import build_tiny_llm
-
+def interpreter(classifier: SentimentClassifier, tiny_llm: Path):
     from imdb_sentiment.config import InferenceConfig
     from imdb_sentiment.interpretation import Interpreter, InterpretSettings
 
     settings = InterpretSettings(system="Explain the review as JSON.", aspects=["acting", "music", "other"],
                                  emotions=["joy", "anger", "neutral"], max_aspects=3, max_review_tokens=96,
                                  max_new_tokens=300, max_summary_chars=24)
-    folder = build_tiny_llm(tmp_path_factory.mktemp("tiny-llm"))
-    return Interpreter.load(folder, InferenceConfig(device="cpu", precision="fp32"), settings=settings,
+    return Interpreter.load(tiny_llm, InferenceConfig(device="cpu", precision="fp32"), settings=settings,
                             classifier=classifier)
 
 

@@ -12,9 +12,11 @@ import tomllib
 import typing
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from .errors import UserError
+
+SettingsT = TypeVar("SettingsT")
 
 if typing.TYPE_CHECKING:
     import pandas as pd
@@ -336,6 +338,17 @@ def preset(name: str) -> TrainConfig:
     if name not in PRESETS:
         raise UserError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return dataclasses.replace(PRESETS[name])
+
+
+def settings_from_file(cls: type[SettingsT], path: str | Path) -> SettingsT:
+    """A settings dataclass from a TOML (or YAML/JSON) file of its fields; an unknown key is a
+    one-line error that lists the known ones."""
+    data = read_config_file(path)
+    known = {item.name for item in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UserError(f"unknown key(s) in {path}: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    return cls(**data)
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

@@ -28,6 +28,10 @@ LLGUIDANCE_INSTALL = "pip install 'llguidance>=1.0'"
 
 StepCallback = Callable[[int, list[int]], None]
 """Called with a row's index and the tokens it just added (chosen and forced), as they come."""
+Chooser = Callable[[int, list[int], np.ndarray, np.ndarray], "int | None"]
+"""At a choice among few tokens (at most :data:`SMALL_CHOICE`), given the row, its tokens so far and
+the allowed token ids with their probabilities: the token to take, or None for the likeliest."""
+SMALL_CHOICE = 64
 
 
 @dataclass
@@ -121,8 +125,9 @@ class TorchGenerator:
         self._cache = getattr(output, self._cache_name)
 
     def generate(self, continuations: Sequence[Sequence[int]], matchers: Sequence[Any], max_new_tokens: int,
-                 on_step: StepCallback | None = None) -> list[Generated]:
-        """Decode each continuation (the prompt after the prefix) under its own matcher, greedily."""
+                 on_step: StepCallback | None = None, chooser: Chooser | None = None) -> list[Generated]:
+        """Decode each continuation (the prompt after the prefix) under its own matcher, greedily
+        (or as ``chooser`` says at small choices)."""
         import torch
 
         rows = len(continuations)
@@ -163,7 +168,9 @@ class TorchGenerator:
             feeds, keep = [], []
             for index, row in enumerate(active):
                 result, matcher = results[row], matchers[row]
-                chosen = _choose(matcher, bitmask, index, logits[index], result)
+                chosen = _choose(matcher, bitmask, index, logits[index], result,
+                                 None if chooser is None else lambda ids, p, row=row: chooser(
+                                     row, results[row].tokens, ids, p))
                 if chosen is None:
                     continue  # done: finished, failed or out of budget
                 added = [chosen, *_forced(matcher)]
@@ -205,9 +212,10 @@ def _allocate_bitmask(rows: int, vocabulary_size: int) -> np.ndarray:
     return llguidance.numpy.allocate_token_bitmask(rows, vocabulary_size)
 
 
-def _choose(matcher: Any, bitmask: np.ndarray, index: int, logits: np.ndarray, result: Generated
-            ) -> int | None:
-    """The most likely allowed token, consumed; None when the row is done (its result says why)."""
+def _choose(matcher: Any, bitmask: np.ndarray, index: int, logits: np.ndarray, result: Generated,
+            chooser: Callable[[np.ndarray, np.ndarray], int | None] | None = None) -> int | None:
+    """The most likely allowed token (or the chooser's), consumed; None when the row is done (its
+    result says why)."""
     import llguidance.numpy
 
     if matcher.is_stopped():
@@ -220,10 +228,15 @@ def _choose(matcher: Any, bitmask: np.ndarray, index: int, logits: np.ndarray, r
         return None
     masked = np.where(allowed, logits, -np.inf)
     chosen = int(np.argmax(masked))
-    if result.first_choice is None:
-        token_ids = np.flatnonzero(allowed)
+    token_ids = np.flatnonzero(allowed)
+    if result.first_choice is None or (chooser is not None and len(token_ids) <= SMALL_CHOICE):
         weights = np.exp(logits[token_ids] - logits[chosen])
-        result.first_choice = FirstChoice(token_ids, weights / weights.sum())
+        probabilities = weights / weights.sum()
+        if result.first_choice is None:
+            result.first_choice = FirstChoice(token_ids, probabilities)
+        if chooser is not None and len(token_ids) <= SMALL_CHOICE:
+            picked = chooser(token_ids, probabilities)
+            chosen = chosen if picked is None or not allowed[picked] else int(picked)
     if not matcher.consume_token(chosen):
         result.error = f"the grammar refused its own token: {matcher.get_error()}"
         return None

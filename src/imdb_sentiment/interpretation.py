@@ -15,13 +15,14 @@ gave which field. The settings (prompt, aspect and emotion sets, token budgets) 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import queue
 import re
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 
 DEFAULT_SETTINGS_FILE = Path(__file__).with_name("interpret.toml")
 QUOTE_MODES = ("clauses", "free")
+RATING_CHOICES = ("median", "likeliest")
+"""How the rating is chosen from the model's distribution over the allowed ratings."""
 SENTIMENTS = ("negative", "positive")
 RATING_RANGES = {"negative": (1, 5), "positive": (6, 10)}
 """The ratings a sentiment allows (IMDB's own split: negative reviews rate 1-4, positive 7-10)."""
@@ -78,13 +81,15 @@ class InterpretSettings:
     emotion_scale: int = 10
     max_aspects: int = 4
     quotes: str = "clauses"
+    rating: str = "median"
+    """``median`` of the model's distribution over the allowed ratings, or the ``likeliest`` one."""
     max_review_tokens: int = 512
     head_tokens: int | None = None
     """Of a long review's ``max_review_tokens``, how many come from its start (default a quarter)."""
     max_new_tokens: int = 384
     max_summary_chars: int = 160
-    example: dict[str, Any] = field(default_factory=dict)
-    """A solved example shown before each review: ``review`` and its ``answer`` (schema fields)."""
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    """Solved examples shown before each review, each a ``review`` and its ``answer`` (schema fields)."""
 
     def __post_init__(self) -> None:
         from .config import check_choice
@@ -109,24 +114,23 @@ class InterpretSettings:
         if self.head_tokens is not None and not 0 <= self.head_tokens <= self.max_review_tokens:
             raise UserError(f"interpretation head_tokens must be in [0, {self.max_review_tokens}]")
         check_choice("quotes", self.quotes, QUOTE_MODES)
-        if self.example:
-            if sorted(self.example) != ["answer", "review"] or not isinstance(self.example["answer"], dict):
-                raise UserError("the interpretation example needs a review and an answer table")
-            missing = [name for name in ANSWER_FIELDS if name not in self.example["answer"]]
+        check_choice("rating", self.rating, RATING_CHOICES)
+        if not isinstance(self.examples, list):
+            raise UserError("interpretation examples must be a list of [[examples]] tables")
+        for number, example in enumerate(self.examples, start=1):
+            if (not isinstance(example, dict) or sorted(example) != ["answer", "review"]
+                    or not isinstance(example["answer"], dict)):
+                raise UserError(f"interpretation example {number} needs a review and an answer table")
+            missing = [name for name in ANSWER_FIELDS if name not in example["answer"]]
             if missing:
-                raise UserError(f"the interpretation example's answer lacks {', '.join(missing)}")
+                raise UserError(f"interpretation example {number}'s answer lacks {', '.join(missing)}")
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str] = DEFAULT_SETTINGS_FILE) -> InterpretSettings:
-        from .config import read_config_file
+        """Settings from a TOML (or YAML/JSON) file of these fields (``[[examples]]`` tables)."""
+        from .config import settings_from_file
 
-        data = read_config_file(path)
-        known = {item.name for item in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise UserError(f"unknown key(s) in {path}: {', '.join(unknown)} "
-                            f"(known: {', '.join(sorted(known))})")
-        return cls(**data)
+        return settings_from_file(cls, path)
 
     def instructions(self) -> str:
         """The system text with the sets and limits filled in."""
@@ -228,6 +232,35 @@ def locate_quotes(text: str, aspects: Sequence[dict[str, Any]]) -> list[dict[str
     return located
 
 
+def median_rating_token(tokenizer: Any, tokens: list[int], token_ids: np.ndarray, probabilities: np.ndarray
+                        ) -> int | None:
+    """Where ``tokens`` (the answer so far) end at the rating: the token that starts the median of
+    the model's distribution over the ratings the sentiment allows (IMDB ratings are bimodal: the
+    likeliest one is often an extreme); None elsewhere, for the likeliest token."""
+    text = tokenizer.decode(tokens, skip_special_tokens=True)
+    if not text.endswith('"rating":'):
+        return None
+    label = "positive" if '"sentiment":"positive"' in text else "negative"
+    low, high = RATING_RANGES[label]
+    mass = np.zeros(high + 1)
+    starts: dict[int, tuple[int, float]] = {}
+    for token, probability in zip(token_ids.tolist(), probabilities.tolist(), strict=True):
+        piece = tokenizer.decode([token]).strip()
+        ratings = [r for r in range(low, high + 1) if piece and str(r).startswith(piece)]
+        if len(ratings) != 1:
+            return None  # a token that starts several ratings: no one rating to weigh it to
+        mass[ratings[0]] += probability
+        if probability > starts.get(ratings[0], (0, -1.0))[1]:
+            starts[ratings[0]] = (token, probability)
+    median = int(np.searchsorted(np.cumsum(mass), 0.5 * mass.sum()))
+    return starts[median][0] if median in starts else None
+
+
+def _median_chooser(tokenizer: Any, _: int, tokens: list[int], token_ids: np.ndarray,
+                    probabilities: np.ndarray) -> int | None:
+    return median_rating_token(tokenizer, tokens, token_ids, probabilities)
+
+
 # --------------------------------------------------------------------------- the interpreter
 
 
@@ -305,7 +338,7 @@ class Interpreter:
         answers: list[dict[str, Any]] = [{"error": row_problem(text)} for text in texts]
         good = [i for i, answer in enumerate(answers) if answer["error"] is None]
         verdict_of = dict(zip(good, self._verdicts([texts[i] for i in good]), strict=True))
-        views = {i: self._view(texts[i]) for i in good}
+        views = {i: self.view(texts[i]) for i in good}
         order = sorted(good, key=lambda i: -views[i].review_tokens)  # similar lengths decode together
         for start in range(0, len(order), self.batch_size):
             rows = order[start:start + self.batch_size]
@@ -326,7 +359,7 @@ class Interpreter:
         if problem is not None:
             raise UserError(problem)
         verdict = self._verdicts([text])[0]
-        view = self._view(text)
+        view = self.view(text)
         events: queue.Queue[dict[str, Any] | BaseException] = queue.Queue()
         tokens: list[int] = []
         sent = [""]
@@ -367,9 +400,9 @@ class Interpreter:
         from .llm import SLOT_MARK, bare_ids, render_chat
 
         solved = []
-        if self.settings.example:
-            answer = {name: self.settings.example["answer"][name] for name in ANSWER_FIELDS}
-            solved.append((self.settings.user.replace(REVIEW_SLOT, self.settings.example["review"]),
+        for example in self.settings.examples:
+            answer = {name: example["answer"][name] for name in ANSWER_FIELDS}
+            solved.append((self.settings.user.replace(REVIEW_SLOT, example["review"]),
                            json.dumps(answer, ensure_ascii=False, separators=(",", ":"))))
         text = render_chat(self.tokenizer, self.settings.instructions(), solved,
                            self.settings.user.replace(REVIEW_SLOT, SLOT_MARK))
@@ -391,7 +424,8 @@ class Interpreter:
                             f"{self.settings.max_new_tokens} new tokens exceed this model's {limit} "
                             "positions; lower max_review_tokens or max_new_tokens")
 
-    def _view(self, text: str) -> ReviewView:
+    def view(self, text: str) -> ReviewView:
+        """What the model is shown of ``text``: all of it, or its first and last tokens."""
         from .encoding import head_tail_spans
 
         spans, count = head_tail_spans(self.tokenizer, text, self.settings.max_review_tokens,
@@ -416,7 +450,10 @@ class Interpreter:
             self.settings, clauses, verdict[0] if verdict else None)).matcher()
             for clauses, verdict in zip(clause_lists, verdicts, strict=True)]
         prompts = [bare_ids(self.tokenizer, self._lead + view.shown()) + self._suffix for view in views]
-        generated = self.generator.generate(prompts, matchers, self.settings.max_new_tokens, on_step)
+        chooser = None
+        if self.settings.rating == "median":
+            chooser = functools.partial(_median_chooser, self.tokenizer)
+        generated = self.generator.generate(prompts, matchers, self.settings.max_new_tokens, on_step, chooser)
         return [self._answer(view, result, verdict)
                 for view, result, verdict in zip(views, generated, verdicts, strict=True)]
 

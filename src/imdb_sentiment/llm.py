@@ -22,7 +22,7 @@ import math
 import os
 import struct
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -117,15 +117,9 @@ class PromptSettings:
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> PromptSettings:
         """Settings from a TOML (or YAML/JSON) file: top-level keys and a ``[verbalizers]`` table."""
-        from .config import read_config_file
+        from .config import settings_from_file
 
-        data = read_config_file(path)
-        known = {item.name for item in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise UserError(f"unknown key(s) in {path}: {', '.join(unknown)} "
-                            f"(known: {', '.join(sorted(known))})")
-        return cls(**data)
+        return settings_from_file(cls, path)
 
     def to_toml(self) -> str:
         """The settings as TOML that :meth:`from_file` reads back."""

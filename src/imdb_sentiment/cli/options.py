@@ -74,6 +74,19 @@ MODEL = typer.Option(
 )
 
 
+INTERPRETER = typer.Option(
+    None, "--interpreter",
+    help="An instruction LLM (a GGUF file, or a folder or Hub id of a causal LM) that explains each review: "
+         "aspects with verbatim quotes, emotions, a rating and a summary. The sentiment and its score come "
+         "from --model, and the LLM explains them.",
+)
+INTERPRET_CONFIG = typer.Option(
+    None, "--interpret-config",
+    help="Interpretation settings (TOML): prompt, examples, aspect and emotion sets, token budgets "
+         "(default: the packaged interpret.toml).",
+)
+
+
 BATCH_SIZE = typer.Option(
     None, "--batch-size",
     help="Reviews per forward pass (default: 32 on CPUs; on GPUs up to 1,024, at most 64 Ki padded tokens).",

@@ -21,6 +21,8 @@ from .options import (
     HEAD_TOKENS,
     HYBRID_MODE,
     HYBRID_THRESHOLD,
+    INTERPRET_CONFIG,
+    INTERPRETER,
     MAX_LENGTH,
     MODEL,
     PRECISION,
@@ -98,14 +100,8 @@ def predict(
         help="Explain each review with an instruction LLM, as one JSON object: sentiment, score, rating "
              "(1-10), aspects (aspect, sentiment and a verbatim quote), emotions and a one-sentence summary. "
              "The LLM is --interpreter, else --model. With --input, one column per field."),
-    interpreter: str | None = typer.Option(
-        None, "--interpreter",
-        help="The instruction LLM that explains (a GGUF file, or a folder or Hub id of a causal LM); implies "
-             "--interpret. The sentiment and its score then come from --model, and the LLM explains them."),
-    interpret_config: Path | None = typer.Option(
-        None, "--interpret-config",
-        help="Interpretation settings (TOML): prompt, aspect and emotion sets, token budgets (default: the "
-             "packaged interpret.toml)."),
+    interpreter: str | None = INTERPRETER,
+    interpret_config: Path | None = INTERPRET_CONFIG,
 ) -> None:
     """Classify reviews as POSITIVE or NEGATIVE, with the probability of that label.
 

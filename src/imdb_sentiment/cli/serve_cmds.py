@@ -16,6 +16,8 @@ from .options import (
     HEAD_TOKENS,
     HYBRID_MODE,
     HYBRID_THRESHOLD,
+    INTERPRET_CONFIG,
+    INTERPRETER,
     MAX_LENGTH,
     MODEL,
     PRECISION,
@@ -51,14 +53,8 @@ def serve(
     trust_remote_code: bool = TRUST_REMOTE_CODE,
     mode: str | None = HYBRID_MODE,
     threshold: float | None = HYBRID_THRESHOLD,
-    interpreter: str | None = typer.Option(
-        None, "--interpreter",
-        help="An instruction LLM (a GGUF file, or a folder or Hub id of a causal LM) that answers POST "
-             "/interpret and the page's Interpret panel: aspects with quotes, emotions, a rating and a "
-             "summary, explaining --model's verdict."),
-    interpret_config: Path | None = typer.Option(
-        None, "--interpret-config",
-        help="Interpretation settings (TOML; default: the packaged interpret.toml)."),
+    interpreter: str | None = INTERPRETER,
+    interpret_config: Path | None = INTERPRET_CONFIG,
 ) -> None:
     """Serve predictions over HTTP: POST /predict, POST /explain, POST /interpret (with --interpreter),
     GET /health, GET /info, docs at /docs, page at /."""
