@@ -2,7 +2,7 @@
 run, rounds interleaved so a slow spell of a shared machine hits every model alike.
 
     python benchmarks/encoder_speed.py --model ../shared/models/minilm-imdb-fast --model /tmp/mpnet-ft \\
-        --samples 200 --rounds 4
+        --samples 200 --rounds 4 --max-length 512
 
 Each model runs as ``predict`` runs it (``--backend auto``: the engine measured fastest for it on
 this CPU, cached) and, with ``--torch``, also on PyTorch at its default precision. Reported:
@@ -28,6 +28,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--max-length", type=int, default=512,
+                        help="Tokens per review for every model (the same work for each).")
     parser.add_argument("--torch", action="store_true", help="Also time each model on PyTorch.")
     parser.add_argument("--output", default=str(result_path("encoder_speed")))
     return parser.parse_args()
@@ -44,7 +46,7 @@ def main() -> None:
         backends = ("auto", "torch") if args.torch else ("auto",)
         for backend in backends:
             began = time.monotonic()
-            classifier = load_model(model, InferenceConfig(backend=backend))
+            classifier = load_model(model, InferenceConfig(backend=backend, max_length=args.max_length))
             info = classifier.info()
             classifier.predict_proba(texts[:8])  # warm-up
             runs[f"{Path(model).name} ({backend})"] = {

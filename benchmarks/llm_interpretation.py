@@ -141,8 +141,17 @@ def run_model(model: str, frame: Any, args: argparse.Namespace) -> dict[str, Any
 
 
 def classifier_row(path: str, frame: Any) -> dict[str, Any]:
+    from imdb_sentiment.baselines import evaluate_baseline, load_baseline
     from imdb_sentiment.hybrid import load_model
 
+    if any(Path(path).glob("*.skops")):  # a bag-of-words model: a classifier or a star-rating regression
+        began = time.monotonic()
+        metrics = evaluate_baseline(load_baseline(path), frame)
+        row = {"model": f"{Path(path).name} (baseline)", "sentiment_accuracy": metrics["accuracy"],
+               "seconds_per_review": (time.monotonic() - began) / len(frame)}
+        if "mae" in metrics:
+            row["rating_mae"] = metrics["mae"]
+        return row
     classifier = load_model(path)
     began = time.monotonic()
     details = classifier.predict_details(frame["text"].tolist())

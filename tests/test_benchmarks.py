@@ -27,7 +27,7 @@ MAIN_OPTIONS: dict[str, tuple[str, ...]] = {
     "cpu_ceiling": ("--model", "--data", "--samples", "--seconds", "--output"),
     "cpu_engines": ("--model", "--data", "--samples", "--repeats", "--output"),
     "cpu_inference": ("--model", "--samples", "--rounds", "--batch-size", "--skip", "--warm", "--output"),
-    "encoder_speed": ("--model", "--data", "--samples", "--rounds", "--torch", "--output"),
+    "encoder_speed": ("--model", "--data", "--samples", "--rounds", "--max-length", "--torch", "--output"),
     "explain_speed": ("--model", "--samples", "--steps", "--bow-train", "--bow-samples", "--output"),
     "gpu_finetune": ("--model", "--data", "--presets", "--output-dir", "--max-train-samples",
                      "--no-reference"),
