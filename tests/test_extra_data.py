@@ -221,3 +221,30 @@ def test_train_command_takes_extra_data_and_says_what_it_dropped(tiny_classifier
     assert "2 extra training reviews (1 dropped: in validation or test)" in captured.out
     metrics = read_json(tmp_path / "m" / "metrics.json")
     assert (metrics["n_extra"], metrics["extra_dropped_in_evaluation"]) == (2, 1)
+
+
+def test_the_hybrids_screen_copies_learn_the_screens_extra_reviews(gold: Path, tmp_path: Path) -> None:
+    """Scored out of fold on validation, the screen is refit: a distilled screen's copies must be
+    distilled too, or the cascade threshold is chosen for another screen."""
+    from imdb_sentiment.baselines import refit_screen
+    from imdb_sentiment.config import DataSpec as Spec
+    from imdb_sentiment.hybrid import HybridConfig, out_of_fold_screen, screen_extra_reviews
+
+    texts = [text for text, _ in _reviews(GOOD, 1, 40, "e") + _reviews(BAD, 0, 40, "e")]
+    flipped = _extra(tmp_path / "flipped.parquet", texts, [0.0] * 40 + [1.0] * 40)
+    run_baseline(DataSpec(str(gold)), BaselineConfig("nbsvm"), tmp_path / "distilled", extra_data=[flipped])
+    run_baseline(DataSpec(str(gold)), BaselineConfig("nbsvm"), tmp_path / "plain")
+    frames = Spec(str(gold)).load(require=("train", "validation"))
+    heard: list[str] = []
+    extra = screen_extra_reviews(tmp_path / "distilled" / "model", frames, HybridConfig(), heard.append)
+    assert extra is not None and len(extra) == 80 and "80 extra" in heard[0]
+    assert screen_extra_reviews(tmp_path / "plain" / "model", frames, HybridConfig(), heard.append) is None
+    screen = load_baseline(tmp_path / "distilled" / "model")
+    with_extra = out_of_fold_screen(screen, frames["train"], frames["validation"], None, extra=extra)
+    without = out_of_fold_screen(screen, frames["train"], frames["validation"], None)
+    copy = refit_screen(screen, frames["train"]["text"].tolist(), frames["train"]["label"].to_numpy(), extra)
+    assert with_extra == pytest.approx(copy.predict_proba(frames["validation"]["text"].tolist())[:, 1])
+    assert not np.allclose(with_extra, without)  # the flipped teacher moves the copies
+    flipped.unlink()
+    with pytest.raises(UserError, match="gone"):
+        screen_extra_reviews(tmp_path / "distilled" / "model", frames, HybridConfig(), heard.append)

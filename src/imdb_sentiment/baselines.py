@@ -294,6 +294,15 @@ def _fit(pipeline: Pipeline, name: str, texts: list[str], targets: np.ndarray,
     return pipeline
 
 
+def refit_screen(screen: Pipeline, texts: list[str], labels: np.ndarray,
+                 extra: pd.DataFrame | None = None) -> Pipeline:
+    """A fresh copy of ``screen`` (same settings) fitted on these reviews, plus the soft-labelled
+    ``extra`` ones (``text``, ``p_positive``) the way ``baseline --extra-data`` fits them."""
+    from sklearn.base import clone
+
+    return _fit(clone(screen), "the screen", texts, np.asarray(labels), extra=extra)
+
+
 def soft_label_rows(features: sparse.spmatrix, labels: np.ndarray, soft_labels: np.ndarray,
                     ) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
     """Rows, targets and sample weights for gold reviews (the first ``len(labels)`` rows of

@@ -639,8 +639,9 @@ def fit_hybrid(baseline: str | os.PathLike[str], transformer: str | os.PathLike[
             say(f"warning: the data has no group column ({GROUP_COLUMN_GUESS} or --group-column), so "
                 "names and titles shared between the training and validation reviews may still flatter "
                 "the screen")
+        extra = screen_extra_reviews(baseline_dir, frames, config, say)
         screen_p = out_of_fold_screen(screen, frames["train"], validation, scheme.group_column,
-                                      config.refit_folds, config.seed)
+                                      config.refit_folds, config.seed, extra)
     transformer_p = model.predict_proba(texts)[:, 1]
     choice = choose(screen_p, transformer_p, validation["label"].to_numpy(), max_drop=config.max_drop,
                     seed=config.seed)
@@ -653,6 +654,27 @@ def fit_hybrid(baseline: str | os.PathLike[str], transformer: str | os.PathLike[
     if runs_dir is not None:
         _record_hybrid(runs_dir, output, metrics)
     return metrics
+
+
+def screen_extra_reviews(baseline_dir: Path, frames: dict[str, pd.DataFrame], config: HybridConfig,
+                         say: Any) -> pd.DataFrame | None:
+    """The soft-labelled reviews the screen was trained with (``baseline --extra-data``, as its
+    metrics record them), so its refit copies are the screen that was trained; None when it had none.
+    A recorded file that has gone is a one-line error: the copies would be another screen."""
+    from .artifacts import read_json
+    from .data import read_extra_reviews
+
+    metrics_file = _baseline_metrics_file(baseline_dir)
+    files = read_json(metrics_file).get("extra_data") if metrics_file.is_file() else None
+    if not files:
+        return None
+    missing = [path for path in files if not Path(path).is_file()]
+    if missing:
+        raise UserError(f"the screen was trained with extra reviews from {', '.join(missing)}, which "
+                        "is gone; its refit copies need them (or pass --refit-by none)")
+    extra = read_extra_reviews(files, frames, text_column="text", cleaning=config.cleaning)
+    say(f"refitting the screen's copies with its {len(extra.frame):,} extra training review(s)")
+    return extra.frame
 
 
 def _parts_train_seconds(baseline_dir: Path, transformer_dir: Path) -> float | None:
@@ -806,24 +828,25 @@ def resolve_refit(config: HybridConfig, train: pd.DataFrame, validation: pd.Data
 
 
 def out_of_fold_screen(screen: Pipeline, train: pd.DataFrame, validation: pd.DataFrame,
-                       group_column: str | None, folds: int = 5, seed: int = 42) -> np.ndarray:
+                       group_column: str | None, folds: int = 5, seed: int = 42,
+                       extra: pd.DataFrame | None = None) -> np.ndarray:
     """The screen's P(positive) on validation from copies that never saw those reviews (or groups).
 
     Without a group column (or where ``train`` holds none of the validation groups, as after a carve
     by that column) one refit on ``train`` is out of fold for every validation review: the carve keeps
     identical texts on one side, so ``train`` holds none of them and every fold's copy would be the
-    same model.
+    same model. ``extra``: the soft-labelled reviews the screen was trained with, in every copy.
     """
-    if group_column is not None and train[group_column].isin(validation[group_column]).any():
-        return group_out_of_fold(screen, train, validation, group_column, folds, seed)
-    from sklearn.base import clone
+    from .baselines import refit_screen
 
-    model = clone(screen).fit(train["text"].tolist(), train["label"].to_numpy())
+    if group_column is not None and train[group_column].isin(validation[group_column]).any():
+        return group_out_of_fold(screen, train, validation, group_column, folds, seed, extra)
+    model = refit_screen(screen, train["text"].tolist(), train["label"].to_numpy(), extra)
     return model.predict_proba(validation["text"].tolist())[:, 1]
 
 
 def group_out_of_fold(screen: Pipeline, train: pd.DataFrame, validation: pd.DataFrame, column: str,
-                      folds: int = 5, seed: int = 42) -> np.ndarray:
+                      folds: int = 5, seed: int = 42, extra: pd.DataFrame | None = None) -> np.ndarray:
     """The screen's P(positive) on validation as if every validation group (movie) were new.
 
     A split carved at random shares movies with the training part, and a bag-of-words model
@@ -832,8 +855,7 @@ def group_out_of_fold(screen: Pipeline, train: pd.DataFrame, validation: pd.Data
     ``folds`` folds; for each, a copy of the screen (same settings) is refit on the training part
     without that fold's groups and scores that fold's reviews.
     """
-    from sklearn.base import clone
-
+    from .baselines import refit_screen
     from .data import check_group_column
 
     check_group_column(train, column)
@@ -846,7 +868,7 @@ def group_out_of_fold(screen: Pipeline, train: pd.DataFrame, validation: pd.Data
     for k in range(min(folds, len(groups))):
         held_out = set(groups[[fold_of[g] == k for g in groups]])
         part = train[~train[column].isin(held_out)]
-        model = clone(screen).fit(part["text"].tolist(), part["label"].to_numpy())
+        model = refit_screen(screen, part["text"].tolist(), part["label"].to_numpy(), extra)
         rows = np.flatnonzero(fold == k)
         positive[rows] = model.predict_proba(validation["text"].iloc[rows].tolist())[:, 1]
     return positive
