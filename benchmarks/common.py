@@ -27,11 +27,14 @@ except ImportError:  # a bare checkout (e.g. copied to a GPU machine): use the s
 
 
 def prediction_parser(doc: str | None, results_name: str, *, samples: int | None = None,
-                      model_help: str = "Fine-tuned classifier folder.") -> argparse.ArgumentParser:
-    """``--model``, ``--data`` (the IMDB test split), ``--seed``, ``--output`` (``results/NAME.json``)
-    and, when given a default, ``--samples``; each script adds its own options."""
+                      model_help: str = "Fine-tuned classifier folder.", many_models: bool = False
+                      ) -> argparse.ArgumentParser:
+    """``--model`` (repeatable, a list, with ``many_models``), ``--data`` (the IMDB test split),
+    ``--seed``, ``--output`` (``results/NAME.json``) and, when given a default, ``--samples``; each
+    script adds its own options."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help=model_help)
+    parser.add_argument("--model", required=True, action="append" if many_models else "store",
+                        help=model_help + (" (repeatable)" if many_models else ""))
     parser.add_argument("--data", default=str(SHARED / "data" / "imdb" / "test.parquet"))
     if samples is not None:
         parser.add_argument("--samples", type=int, default=samples)

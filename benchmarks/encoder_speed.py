@@ -17,21 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import SHARED, machine_facts, result_path, test_reviews, write_result
+from common import machine_facts, prediction_parser, test_reviews, write_result
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", action="append", required=True, help="A fine-tuned model (repeatable).")
-    parser.add_argument("--data", default=str(SHARED / "data" / "imdb" / "test.parquet"))
-    parser.add_argument("--samples", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = prediction_parser(__doc__, "encoder_speed", samples=200, model_help="A fine-tuned model.",
+                               many_models=True)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--max-length", type=int, default=512,
                         help="Tokens per review for every model (the same work for each).")
     parser.add_argument("--torch", action="store_true", help="Also time each model on PyTorch.")
-    parser.add_argument("--output", default=str(result_path("encoder_speed")))
     return parser.parse_args()
 
 

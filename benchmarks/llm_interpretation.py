@@ -21,18 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import SHARED, machine_facts, result_path, write_result
+from common import SHARED, machine_facts, prediction_parser, write_result
 
 CACHE = Path.home() / ".cache" / "imdb-sentiment" / "bench"
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", action="append", required=True, help="An instruction LLM (repeatable).")
-    parser.add_argument("--data", default=str(SHARED / "data" / "imdb" / "test.parquet"))
-    parser.add_argument("--samples", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = prediction_parser(__doc__, "llm_interpretation", samples=200, model_help="An instruction LLM.",
+                               many_models=True)
     parser.add_argument("--config", default=None,
                         help="Interpretation settings (default: the packaged ones).")
     parser.add_argument("--classifier", default=str(SHARED / "models" / "minilm-imdb-fast"))
@@ -43,7 +39,6 @@ def parse_args() -> argparse.Namespace:
                         help="Reviews interpreted again, uncached, for seconds per review on a quiet machine "
                              "(the cached run's own time is kept too).")
     parser.add_argument("--cache", default=str(CACHE))
-    parser.add_argument("--output", default=str(result_path("llm_interpretation")))
     return parser.parse_args()
 
 

@@ -300,6 +300,29 @@ def test_predict_interpret_refuses_explain_and_a_classifier_alone(
     assert code == 2 and "not a causal language model" in err and err.count("\n") == 1
 
 
+def test_options_interpretation_would_ignore_are_refused_in_one_line(
+        tiny_llm: Path, tiny_classifier: Path, settings_file: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("text\nA great film.\n", encoding="utf-8")
+    calls = {
+        "runs in this process": ["predict", "--model", str(tiny_llm), "--interpret", "--engine", "ray",
+                                 "-i", str(source), "-o", str(tmp_path / "parts")],
+        "give the hybrid as --model": ["predict", "--model", str(tiny_llm), "--interpret",
+                                       "--mode", "cascade", "Good."],
+        "hybrid folders only": ["predict", "--model", str(tiny_classifier), "--interpreter", str(tiny_llm),
+                                "--interpret-config", str(settings_file), "--threshold", "0.3", "Good."],
+        "needs --interpreter": ["serve", "--model", str(tiny_classifier), "--interpret-config",
+                                str(settings_file)],
+    }
+    for message, argv in calls.items():
+        code, _, err = run(argv, capsys)
+        assert code == 2 and message in err and err.count("\n") == 1, (argv, err)
+    assert not (tmp_path / "parts").exists()
+    with pytest.raises(UserError, match="runs on PyTorch"):
+        Interpreter.load(tiny_llm, InferenceConfig(device="cpu", backend="onnx"))
+
+
 def test_the_service_interprets_and_streams(interpreter: Interpreter, tiny_classifier: Path) -> None:
     from fastapi.testclient import TestClient
 

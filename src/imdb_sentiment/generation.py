@@ -114,15 +114,12 @@ class TorchGenerator:
 
     def set_prefix(self, prefix: Sequence[int]) -> None:
         """The prompt's fixed first tokens (instructions, a worked example): computed once."""
-        import torch
+        from .llm import prefix_cache
 
         if not prefix:
             raise UserError("a generation prompt needs fixed first tokens (a system text)")
         self._prefix = tuple(int(token) for token in prefix)
-        ids = torch.tensor([self._prefix], dtype=torch.long, device=self.device)
-        with torch.inference_mode():
-            output = self.model(input_ids=ids, use_cache=True, **self._keep_last)
-        self._cache = getattr(output, self._cache_name)
+        self._cache = prefix_cache(self.model, self._prefix, self.device)
 
     def generate(self, continuations: Sequence[Sequence[int]], matchers: Sequence[Any], max_new_tokens: int,
                  on_step: StepCallback | None = None, chooser: Chooser | None = None) -> list[Generated]:

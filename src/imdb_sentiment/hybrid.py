@@ -665,14 +665,17 @@ def screen_extra_reviews(baseline_dir: Path, frames: dict[str, pd.DataFrame], co
     from .data import read_extra_reviews
 
     metrics_file = _baseline_metrics_file(baseline_dir)
-    files = read_json(metrics_file).get("extra_data") if metrics_file.is_file() else None
+    recorded = read_json(metrics_file) if metrics_file.is_file() else {}
+    files = recorded.get("extra_data")
     if not files:
         return None
     missing = [path for path in files if not Path(path).is_file()]
     if missing:
         raise UserError(f"the screen was trained with extra reviews from {', '.join(missing)}, which "
                         "is gone; its refit copies need them (or pass --refit-by none)")
-    extra = read_extra_reviews(files, frames, text_column="text", cleaning=config.cleaning)
+    # Read as the baseline read them: its text column and cleaning.
+    extra = read_extra_reviews(files, frames, text_column=recorded.get("text_column", "text"),
+                               cleaning=recorded.get("cleaning", config.cleaning))
     say(f"refitting the screen's copies with its {len(extra.frame):,} extra training review(s)")
     return extra.frame
 

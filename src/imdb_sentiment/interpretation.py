@@ -30,6 +30,7 @@ import numpy as np
 
 from .classifier import Classifier, Progress
 from .errors import UserError
+from .llm import VERBALIZER_LABELS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,7 +42,7 @@ DEFAULT_SETTINGS_FILE = Path(__file__).with_name("interpret.toml")
 QUOTE_MODES = ("clauses", "free")
 RATING_CHOICES = ("median", "likeliest")
 """How the rating is chosen from the model's distribution over the allowed ratings."""
-SENTIMENTS = ("negative", "positive")
+SENTIMENTS = VERBALIZER_LABELS
 RATING_RANGES = {"negative": (1, 5), "positive": (6, 10)}
 """The ratings a sentiment allows (IMDB's own split: negative reviews rate 1-4, positive 7-10)."""
 ANSWER_FIELDS = ("sentiment", "rating", "aspects", "emotions", "summary")
@@ -49,8 +50,10 @@ ANSWER_FIELDS = ("sentiment", "rating", "aspects", "emotions", "summary")
 REVIEW_SLOT = "{review}"
 GAP_MARK = "\n[...]\n"
 """Stands, in the prompt, for the middle of a review too long for the budget."""
-DEFAULT_BATCH_SIZE = 4
-"""Reviews decoded together on a CPU: decoding is bound by reading the weights, which a batch shares."""
+DEFAULT_BATCH_SIZE = 8
+"""Reviews decoded together (``--batch-size``): decoding is bound by reading the weights, which a batch
+shares. Qwen2.5-Coder-0.5B on 2 CPU cores, 16 reviews, two runs each: 4.67 s/review one at a time,
+2.32 in fours, 2.03 in eights."""
 _CLAUSE_BREAK = re.compile(
     r"(?<=[.!?])[\"')\]]*\s+|<br\s*/?>|\n+|;\s*|\s+-{1,2}\s+|,\s+(?=(?:and|but|yet|so|although|though|while|"
     r"whereas|however|because|which)\b)", re.IGNORECASE)
@@ -490,12 +493,15 @@ class Interpreter:
 
 
 def load_interpreter(id_or_path: str | os.PathLike[str], config: InferenceConfig | None = None, *,
-                     settings: str | os.PathLike[str] | None = None, classifier: str | None = None
-                     ) -> Interpreter:
-    """An :class:`Interpreter`, with the classifier at ``classifier`` (any model ``predict`` takes)."""
+                     settings: str | os.PathLike[str] | None = None, classifier: str | None = None,
+                     mode: str | None = None, threshold: float | None = None) -> Interpreter:
+    """An :class:`Interpreter`, with the classifier at ``classifier`` (any model ``predict`` takes,
+    a hybrid with its ``mode`` and ``threshold``)."""
     from .hybrid import load_model
 
-    headline = load_model(classifier, config) if classifier is not None else None
+    headline = None
+    if classifier is not None:
+        headline = load_model(classifier, config, mode=mode, threshold=threshold)
     return Interpreter.load(id_or_path, config, settings=settings, classifier=headline)
 
 

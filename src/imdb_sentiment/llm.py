@@ -404,14 +404,9 @@ class TorchPromptRunner:
         self._cache: Any = None
 
     def set_prefix(self, prefix: Sequence[int]) -> None:
-        import torch
-
         self._prefix, self._cache = tuple(prefix), None
         if self._prefix and self._cache_name is not None:
-            ids = torch.tensor([self._prefix], dtype=torch.long, device=self.device)
-            with torch.inference_mode():
-                output = self.model(input_ids=ids, use_cache=True, **self._keep_last())
-            self._cache = getattr(output, self._cache_name)
+            self._cache = prefix_cache(self.model, self._prefix, self.device)
 
     def label_log_odds(self, continuations: Sequence[Sequence[int]], label_ids: tuple[int, int]
                        ) -> np.ndarray:
@@ -744,6 +739,19 @@ def _load_gguf_tokenizer(folder: str, files: dict[str, str]) -> PreTrainedTokeni
 def gguf_error(folder: str, files: dict[str, str], error: Exception) -> UserError:
     """The one-line error for a GGUF file that cannot be read (damaged, truncated, unknown architecture)."""
     return UserError(f"cannot load the GGUF model {Path(folder) / files['gguf_file']}: {first_line(error)}")
+
+
+def prefix_cache(model: Any, prefix: Sequence[int], device: str) -> Any:
+    """The key/value cache of ``model`` after ``prefix`` (one forward pass, next-token logits only),
+    to be copied for every prompt that starts with it."""
+    import torch
+
+    options = forward_options(model)
+    keep_last = {"logits_to_keep": 1} if "logits_to_keep" in options else {}
+    ids = torch.tensor([list(prefix)], dtype=torch.long, device=device)
+    with torch.inference_mode():
+        output = model(input_ids=ids, use_cache=True, **keep_last)
+    return getattr(output, next(name for name in CACHE_ARGUMENTS if name in options))
 
 
 def forward_options(model: Any) -> set[str]:

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from ..classifier import Classifier
     from ..config import InferenceConfig
+    from ..interpretation import Interpreter
     from ..ray_scoring import RayScoring
 
 
@@ -116,7 +117,10 @@ def predict(
                              truncation=truncation, head_tokens=head_tokens, chunk_overlap=chunk_overlap,
                              batch_size=batch_size, trust_remote_code=trust_remote_code)
     output_format = _result_format(output_format, as_json)
+    interpreting = interpret or interpreter is not None or interpret_config is not None
     if check_engine(engine) == "ray":
+        if interpreting:
+            raise UserError("--engine ray classifies; --interpret runs in this process (--engine local)")
         if input_path is None or output_path is None or texts:
             raise UserError("--engine ray needs --input FILES and --output FOLDER (and no review texts)")
         if output_format is not None:
@@ -140,12 +144,16 @@ def predict(
         texts = _argument_reviews(texts)
     elif not explain_engine:
         texts = _stdin_reviews()
-    if interpret or interpreter is not None or interpret_config is not None:
+    if interpreting:
         if explain or explain_engine:
             raise UserError("--interpret explains with an LLM; give it or --explain/--explain-engine, "
                             "not both")
-        _interpret(model, interpreter, texts, reviews, output_path, text_column, output_format, config,
-                   interpret_config, sys.stderr.isatty() if progress is None else progress)
+        if interpreter is None and (mode is not None or threshold is not None):
+            raise UserError("--mode and --threshold apply to a hybrid --model; with --interpret alone, "
+                            "--model is the LLM (give the hybrid as --model and the LLM as --interpreter)")
+        llm = _load_interpreter(model, interpreter, config, interpret_config, mode, threshold)
+        _interpret(llm, texts, reviews, output_path, text_column, output_format,
+                   sys.stderr.isatty() if progress is None else progress)
         return
     if explain:
         # The engine predict would use gives the labels; gradients come from the PyTorch weights.
@@ -319,9 +327,21 @@ def _explain(model: str, texts: list[str] | None, reviews: pd.DataFrame | None, 
     _warn_bad_rows(int(frame["error"].notna().sum()), "line(s)", "explained")
 
 
-def _interpret(model: str, interpreter: str | None, texts: list[str] | None, reviews: pd.DataFrame | None,
-               output_path: str | None, text_column: str, output_format: str | None, config: InferenceConfig,
-               settings: Path | None, progress: bool) -> None:
+def _load_interpreter(model: str, interpreter: str | None, config: InferenceConfig, settings: Path | None,
+                         mode: str | None, threshold: float | None) -> Interpreter:
+    """The LLM of ``--interpreter`` explaining ``--model`` (with its hybrid mode), else ``--model``
+    as the LLM."""
+    from ..interpretation import load_interpreter
+
+    quiet_model_loading()
+    if interpreter is None:
+        return load_interpreter(model, config, settings=settings)
+    return load_interpreter(interpreter, config, settings=settings, classifier=model, mode=mode,
+                            threshold=threshold)
+
+
+def _interpret(llm: Interpreter, texts: list[str] | None, reviews: pd.DataFrame | None,
+               output_path: str | None, text_column: str, output_format: str | None, progress: bool) -> None:
     """``--interpret``: one JSON object per review given as text (or a table in ``--format``); for
     ``--input``, the table with one column per field, in --output or on stdout."""
     import time
@@ -329,17 +349,14 @@ def _interpret(model: str, interpreter: str | None, texts: list[str] | None, rev
     import pandas as pd
     from tqdm import tqdm
 
-    from ..interpretation import interpret_frame, load_interpreter
+    from ..interpretation import interpret_frame
     from ..tables import write_stream, write_table
 
-    quiet_model_loading()
-    explainer = load_interpreter(interpreter or model, config, settings=settings,
-                                 classifier=model if interpreter is not None else None)
     frame = reviews if reviews is not None else pd.DataFrame({"text": texts})
     column = text_column if reviews is not None else "text"
     if reviews is None and output_format in (None, "jsonl"):
         failed = 0
-        for text, answer in zip(texts or [], explainer.interpret(texts or []), strict=True):
+        for text, answer in zip(texts or [], llm.interpret(texts or []), strict=True):
             failed += answer.get("error") is not None
             typer.echo(json.dumps({"text": text, **answer}, ensure_ascii=False))
         if failed:
@@ -348,7 +365,7 @@ def _interpret(model: str, interpreter: str | None, texts: list[str] | None, rev
     began = time.monotonic()
     with tqdm(total=len(frame), unit="review", desc="interpreting", file=sys.stderr,
               disable=not progress) as bar:
-        result = interpret_frame(explainer, frame, column, progress=bar.update)
+        result = interpret_frame(llm, frame, column, progress=bar.update)
     added = [str(name) for name in result.columns[len(frame.columns):]]
     if output_path is not None:
         write_table(result, Path(output_path), output_format)
